@@ -1,0 +1,176 @@
+// Package appliance is the Fjord server process: its Config and Run, which
+// prepares the data dir and runs the components in order until told to stop.
+package appliance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/fjord-dev/fjord/appliance/component"
+	"github.com/fjord-dev/fjord/appliance/controlplane"
+	"github.com/fjord-dev/fjord/appliance/datastore"
+	"github.com/fjord-dev/fjord/appliance/fsyncgate"
+	"github.com/fjord-dev/fjord/bootstrap"
+)
+
+// StopTimeout is how long a clean shutdown may take before Run gives up.
+const StopTimeout = 30 * time.Second
+
+// Hooks let the caller follow the server's life (systemd notifications).
+type Hooks struct {
+	// Ready is called once every component is ready.
+	Ready func()
+	// Status is called with one-line status updates.
+	Status func(string)
+}
+
+// Run validates cfg, prepares the data dir and runs the server until ctx ends
+// (nil) or a component fails (its error). Nothing is written to the
+// datastore before the fsync gate passed.
+func Run(ctx context.Context, cfg Config, log *slog.Logger, hooks Hooks) error {
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	status := func(s string) {
+		if hooks.Status != nil {
+			hooks.Status(s)
+		}
+	}
+	nodeName, nodeIP, err := resolveNode(cfg)
+	if err != nil {
+		return err
+	}
+	if err := checkWritable(cfg.DataDir); err != nil {
+		return err
+	}
+	ds, err := datastore.New(cfg.Datastore, datastore.Runtime{DataDir: cfg.DataDir, PKI: bootstrap.PKIPaths(cfg.DataDir), Log: log})
+	if err != nil {
+		return err
+	}
+	if kind, _ := cfg.Datastore.Kind(); kind == datastore.KindEtcd || kind == datastore.KindSQLite {
+		dir := ds.Dir()
+		status("measuring fsync latency of " + dir)
+		res, err := fsyncgate.Run(ctx, log.With("component", "fsync-gate"), dir, cfg.FsyncGate,
+			fsyncgate.Options{CacheFile: filepath.Join(cfg.DataDir, fsyncgate.CacheFileName)})
+		if err != nil {
+			return err
+		}
+		status(res.Summary())
+	}
+
+	ctl := cfg.ControlPlane
+	serviceIP, _ := ctl.ServiceIP()
+	hostname, _ := os.Hostname()
+	hosts := bootstrap.Hosts{
+		IPs: []net.IP{nodeIP, net.IPv4(127, 0, 0, 1), net.IPv6loopback, serviceIP},
+		DNSNames: []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+			"kubernetes.default.svc." + ctl.ClusterDomain},
+	}
+	if hostname != "" {
+		hosts.DNSNames = append(hosts.DNSNames, hostname)
+	}
+	if nodeName != hostname {
+		hosts.DNSNames = append(hosts.DNSNames, nodeName)
+	}
+	if bindIP := net.ParseIP(cfg.BindAddress); !bindIP.IsUnspecified() && !bindIP.Equal(nodeIP) {
+		hosts.IPs = append(hosts.IPs, bindIP)
+	}
+	pki, err := bootstrap.EnsurePKI(cfg.DataDir, hosts, nodeName)
+	if err != nil {
+		return fmt.Errorf("preparing PKI: %w", err)
+	}
+	encryption, err := bootstrap.EnsureEncryptionConfig(cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("preparing encryption at rest: %w", err)
+	}
+	kubeconfigs, err := bootstrap.WriteKubeconfigs(cfg.DataDir, "https://127.0.0.1:"+strconv.Itoa(cfg.HTTPSListenPort), pki)
+	if err != nil {
+		return fmt.Errorf("writing kubeconfigs: %w", err)
+	}
+
+	rt := controlplane.Runtime{
+		DataDir:          cfg.DataDir,
+		NodeName:         nodeName,
+		NodeIP:           nodeIP,
+		BindAddress:      cfg.BindAddress,
+		Port:             cfg.HTTPSListenPort,
+		PKI:              pki,
+		Kubeconfigs:      kubeconfigs,
+		EncryptionConfig: encryption,
+		Backend:          ds.Backend,
+		Log:              log,
+	}
+	mgr := component.NewManager(log, 0,
+		ds,
+		controlplane.NewAPIServer(ctl, rt),
+		controlplane.NewControllerManager(ctl, rt),
+		controlplane.NewScheduler(ctl, rt),
+	)
+	log.Info("starting fjord", "data-dir", cfg.DataDir, "node-name", nodeName, "node-ip", nodeIP.String(),
+		"datastore", datastoreName(cfg.Datastore), "https-listen-port", cfg.HTTPSListenPort)
+	status("starting control plane")
+	if err := mgr.Start(ctx); err != nil {
+		return err
+	}
+	log.Info("fjord is ready", "kubeconfig", kubeconfigs.Admin)
+	status("control plane ready")
+	if hooks.Ready != nil {
+		hooks.Ready()
+	}
+	runErr := mgr.Wait(ctx)
+	if runErr != nil {
+		log.Error("component failed, stopping", "err", runErr)
+	} else {
+		log.Info("stopping fjord")
+	}
+	status("stopping")
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), StopTimeout)
+	defer cancel()
+	return errors.Join(runErr, mgr.Stop(sctx))
+}
+
+func datastoreName(c datastore.Config) string {
+	kind, _ := c.Kind()
+	return string(kind)
+}
+
+// checkWritable creates the data dir (0700) and proves it can be written to.
+func checkWritable(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("data-dir %s: %w", dir, err)
+	}
+	f, err := os.CreateTemp(dir, ".write-test-*")
+	if err != nil {
+		return fmt.Errorf("data-dir %s is not writable: %w", dir, err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
+// resolveNode returns the node name (hostname by default) and the address the
+// API server advertises (detected by default: it cannot be loopback).
+func resolveNode(cfg Config) (string, net.IP, error) {
+	name := cfg.NodeName
+	if name == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return "", nil, fmt.Errorf("node-name: cannot read the hostname: %w", err)
+		}
+		name = h
+	}
+	if cfg.NodeIP != "" {
+		return name, net.ParseIP(cfg.NodeIP), nil
+	}
+	ip, err := DetectNodeIP()
+	if err != nil {
+		return "", nil, fmt.Errorf("node-ip: %w; set --node-ip", err)
+	}
+	return name, ip, nil
+}

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+	kubecli "k8s.io/component-base/cli"
+	kubectlcmd "k8s.io/kubectl/pkg/cmd"
+
+	"github.com/fjord-dev/fjord/appliance"
+)
+
+func adminKubeconfig(dataDir string) string { return filepath.Join(dataDir, "kubeconfig.yaml") }
+
+// kubectlCommand is `fjord kubectl …`: the kubectl of the embedded Kubernetes
+// version, using the admin kubeconfig unless KUBECONFIG or --kubeconfig say
+// otherwise (as `k3s kubectl` does).
+func kubectlCommand() *cli.Command {
+	return &cli.Command{
+		Name:            "kubectl",
+		Usage:           "run kubectl against this cluster",
+		SkipFlagParsing: true,
+		Action: func(c *cli.Context) error {
+			args := c.Args().Slice()
+			hasFlag := slices.ContainsFunc(args, func(a string) bool { return a == "--kubeconfig" || strings.HasPrefix(a, "--kubeconfig=") })
+			if os.Getenv("KUBECONFIG") == "" && !hasFlag {
+				cfg := appliance.Default()
+				if files, err := appliance.ConfigFiles(envOr("FJORD_CONFIG", appliance.DefaultConfigFile), false); err == nil {
+					for _, f := range files {
+						_ = cfg.ApplyFile(f, nil)
+					}
+				}
+				if d := os.Getenv(appliance.EnvName("data-dir")); d != "" {
+					cfg.DataDir = d
+				}
+				os.Setenv("KUBECONFIG", adminKubeconfig(cfg.DataDir))
+			}
+			cmd := kubectlcmd.NewDefaultKubectlCommand()
+			cmd.SetArgs(args)
+			if code := kubecli.Run(cmd); code != 0 {
+				return cli.Exit("", code)
+			}
+			return nil
+		},
+	}
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}

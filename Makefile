@@ -8,6 +8,7 @@ DATA_DIR    ?= $(CURDIR)/data
 KUBE_VERSION := v1.37.2
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+AS_POSTGRES := $(if $(SUDO),sudo -u postgres,runuser -u postgres --)
 
 # The embedded Kubernetes reports its real version (kubectl version, /version).
 LDFLAGS := -X main.Version=$(VERSION) \
@@ -43,10 +44,10 @@ deps-test:
 PG_DSN := postgres://fjord:fjord@127.0.0.1:5432/fjord?sslmode=disable
 postgres: deps-test
 	@pg_lsclusters -h 2>/dev/null | grep -q online || $(SUDO) pg_ctlcluster $$(pg_lsclusters -h | awk 'NR==1{print $$1, $$2}') start
-	@$(SUDO) -u postgres psql -tAc "SELECT 1 FROM pg_roles WHERE rolname='fjord'" | grep -q 1 || \
-		$(SUDO) -u postgres psql -qc "CREATE ROLE fjord LOGIN PASSWORD 'fjord'"
-	@$(SUDO) -u postgres psql -tAc "SELECT 1 FROM pg_database WHERE datname='fjord'" | grep -q 1 || \
-		$(SUDO) -u postgres psql -qc "CREATE DATABASE fjord OWNER fjord"
+	@$(AS_POSTGRES) psql -tAc "SELECT 1 FROM pg_roles WHERE rolname='fjord'" | grep -q 1 || \
+		$(AS_POSTGRES) psql -qc "CREATE ROLE fjord LOGIN CREATEDB PASSWORD 'fjord'"
+	@$(AS_POSTGRES) psql -tAc "SELECT 1 FROM pg_database WHERE datname='fjord'" | grep -q 1 || \
+		$(AS_POSTGRES) psql -qc "CREATE DATABASE fjord OWNER fjord"
 
 unit:
 	$(GO) vet ./...

@@ -17,6 +17,7 @@ import (
 	"github.com/fjord-dev/fjord/appliance/controlplane"
 	"github.com/fjord-dev/fjord/appliance/datastore"
 	"github.com/fjord-dev/fjord/appliance/fsyncgate"
+	"github.com/fjord-dev/fjord/appliance/gitops"
 )
 
 // ConfigVersion is the version of the configuration file format.
@@ -49,6 +50,7 @@ type Config struct {
 	Datastore    datastore.Config    `yaml:",inline"`
 	FsyncGate    fsyncgate.Config    `yaml:",inline"`
 	ControlPlane controlplane.Config `yaml:",inline"`
+	GitOps       gitops.Config       `yaml:",inline"`
 }
 
 // Default returns the configuration used when nothing else is said.
@@ -62,6 +64,7 @@ func Default() Config {
 		Datastore:       datastore.Default(),
 		FsyncGate:       fsyncgate.Default(),
 		ControlPlane:    controlplane.Default(),
+		GitOps:          gitops.Default(),
 	}
 }
 
@@ -99,7 +102,7 @@ func (c Config) Validate() error {
 	if !c.DisableAgent {
 		errs = append(errs, errors.New("disable-agent: the node agent is not part of this build yet; run with --disable-agent"))
 	}
-	errs = append(errs, c.Datastore.Validate(), c.FsyncGate.Validate(), c.ControlPlane.Validate())
+	errs = append(errs, c.Datastore.Validate(), c.FsyncGate.Validate(), c.ControlPlane.Validate(), c.GitOps.Validate())
 	return errors.Join(errs...)
 }
 
@@ -165,6 +168,12 @@ func setField(f reflect.Value, value string) error {
 			return fmt.Errorf("invalid unsigned integer %q", value)
 		}
 		f.SetUint(n)
+	case f.CanFloat():
+		n, err := strconv.ParseFloat(value, 64)
+		if err != nil {
+			return fmt.Errorf("invalid number %q", value)
+		}
+		f.SetFloat(n)
 	case f.Kind() == reflect.Slice && f.Type().Elem().Kind() == reflect.String:
 		var items []string
 		for _, s := range strings.Split(value, ",") {
@@ -323,6 +332,8 @@ func (c *Config) KeyInfos() []KeyInfo {
 		switch {
 		case f.Type() == durationType:
 			info.Default = time.Duration(f.Int()).String()
+		case f.CanFloat():
+			info.Default = strconv.FormatFloat(f.Float(), 'g', -1, 64)
 		case f.Kind() == reflect.Slice:
 			info.Default = strings.Join(f.Interface().([]string), ",")
 		default:

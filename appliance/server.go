@@ -17,6 +17,7 @@ import (
 	"github.com/fjord-dev/fjord/appliance/controlplane"
 	"github.com/fjord-dev/fjord/appliance/datastore"
 	"github.com/fjord-dev/fjord/appliance/fsyncgate"
+	"github.com/fjord-dev/fjord/appliance/gitops"
 	"github.com/fjord-dev/fjord/bootstrap"
 )
 
@@ -107,12 +108,16 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, hooks Hooks) error {
 		Backend:          ds.Backend,
 		Log:              log,
 	}
-	mgr := component.NewManager(log, 0,
+	components := []component.Component{
 		ds,
 		controlplane.NewAPIServer(ctl, rt),
 		controlplane.NewControllerManager(ctl, rt),
 		controlplane.NewScheduler(ctl, rt),
-	)
+	}
+	if !cfg.GitOps.Disable {
+		components = append(components, gitops.New(cfg.GitOps, gitops.Runtime{DataDir: cfg.DataDir, Kubeconfig: kubeconfigs.Admin, Log: log}))
+	}
+	mgr := component.NewManager(log, 0, components...)
 	log.Info("starting fjord", "data-dir", cfg.DataDir, "node-name", nodeName, "node-ip", nodeIP.String(),
 		"datastore", datastoreName(cfg.Datastore), "https-listen-port", cfg.HTTPSListenPort)
 	status("starting control plane")

@@ -81,6 +81,12 @@ var usage = map[string]string{
 	"cluster-domain":               "DNS domain of Services",
 	"kube-controller-manager-port": "kube-controller-manager's loopback HTTPS port (0: off)",
 	"kube-scheduler-port":          "kube-scheduler's loopback HTTPS port (0: off)",
+	"gitops.disable":               "turn the GitOps engine off",
+	"gitops.poll-interval":         "how often each Application's remote is checked for a new revision",
+	"gitops.namespace":             "namespace of Applications and repository Secrets",
+	"gitops.applications-dir":      "directory of Application manifests applied at start",
+	"gitops.wave-timeout":          "how long a sync waits for a sync wave to become healthy",
+	"gitops.prune-protect-ratio":   "refuse to prune more than this fraction of an Application's objects at once",
 }
 
 // configFlags returns --config and one flag per configuration key, bound to
@@ -134,6 +140,9 @@ func serverCommand() *cli.Command {
 			cfg, err := loadConfig(c)
 			if err != nil {
 				return cli.Exit(err.Error(), 1)
+			}
+			if err := cfg.Validate(); err != nil {
+				return cli.Exit("invalid configuration:\n"+err.Error(), 1)
 			}
 			log, err := newLogger(cfg.LogFormat, cfg.LogLevel)
 			if err != nil {

@@ -59,6 +59,7 @@ func main() {
 // row is one run's results.
 type row struct {
 	fioP99, fullP99       time.Duration
+	fioP50, fullP50       time.Duration
 	fioWall, fullWall     time.Duration
 	earlyWall             time.Duration
 	earlyP99              time.Duration
@@ -92,14 +93,14 @@ func run(ctx context.Context, n int, dir, fio string, sizeMiB int) error {
 		steps := []func() error{
 			func() error {
 				start := time.Now()
-				p99, err := runFio(ctx, fio, dir, sizeMiB)
-				r.fioP99, r.fioWall = p99, time.Since(start)
+				p50, p99, err := runFio(ctx, fio, dir, sizeMiB)
+				r.fioP50, r.fioP99, r.fioWall = p50, p99, time.Since(start)
 				return err
 			},
 			func() error {
 				start := time.Now()
 				rep, err := fsyncgate.Measure(ctx, dir, full)
-				r.fullP99, r.fullWall, r.fullPass, r.fullRep = rep.P99, time.Since(start), rep.Passed, rep
+				r.fullP50, r.fullP99, r.fullWall, r.fullPass, r.fullRep = rep.P50, rep.P99, time.Since(start), rep.Passed, rep
 				return err
 			},
 			func() error {
@@ -121,9 +122,9 @@ func run(ctx context.Context, n int, dir, fio string, sizeMiB int) error {
 	return nil
 }
 
-// runFio runs etcd's fio command in dir and returns its p99 fdatasync
-// latency. fio leaves its file behind; it is removed here.
-func runFio(ctx context.Context, fio, dir string, sizeMiB int) (time.Duration, error) {
+// runFio runs etcd's fio command in dir and returns its p50 and p99
+// fdatasync latencies. fio leaves its file behind; it is removed here.
+func runFio(ctx context.Context, fio, dir string, sizeMiB int) (p50, p99 time.Duration, err error) {
 	const name = "fjord-bench-fio"
 	defer os.Remove(filepath.Join(dir, name+".0.0"))
 	cmd := exec.CommandContext(ctx, fio, "--name="+name, "--rw=write", "--ioengine=sync", "--fdatasync=1",
@@ -132,7 +133,7 @@ func runFio(ctx context.Context, fio, dir string, sizeMiB int) (time.Duration, e
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return 0, fmt.Errorf("fio: %w: %s", err, strings.TrimSpace(stderr.String()))
+		return 0, 0, fmt.Errorf("fio: %w: %s", err, strings.TrimSpace(stderr.String()))
 	}
 	var res struct {
 		Jobs []struct {
@@ -145,32 +146,36 @@ func runFio(ctx context.Context, fio, dir string, sizeMiB int) (time.Duration, e
 		} `json:"jobs"`
 	}
 	if err := json.Unmarshal(out, &res); err != nil {
-		return 0, fmt.Errorf("parsing fio's JSON: %w", err)
+		return 0, 0, fmt.Errorf("parsing fio's JSON: %w", err)
 	}
 	if len(res.Jobs) == 0 || res.Jobs[0].Sync.LatNs.N == 0 {
-		return 0, fmt.Errorf("fio reported no fdatasync latencies")
+		return 0, 0, fmt.Errorf("fio reported no fdatasync latencies")
 	}
-	p99, ok := res.Jobs[0].Sync.LatNs.Percentile["99.000000"]
-	if !ok {
-		return 0, fmt.Errorf("fio reported no p99 fdatasync latency")
+	pct := res.Jobs[0].Sync.LatNs.Percentile
+	ns50, ok50 := pct["50.000000"]
+	ns99, ok99 := pct["99.000000"]
+	if !ok50 || !ok99 {
+		return 0, 0, fmt.Errorf("fio reported no p50 or p99 fdatasync latency")
 	}
-	return time.Duration(p99), nil
+	return time.Duration(ns50), time.Duration(ns99), nil
 }
 
 func printTable(rows []row, dir, fio string, sizeMiB int) {
-	fmt.Println("| run | fio p99 | fjord p99 (full) | ratio | fio wall | fjord full wall | fjord early-stop wall | early-stop decision |")
-	fmt.Println("|---|---|---|---|---|---|---|---|")
-	var fioP, fullP, ratios, fioW, fullW, earlyW []float64
+	fmt.Println("| run | fio p99 | fjord p99 (full) | ratio | fio wall | fjord full wall | fjord early-stop wall | early-stop decision | fio p50 | fjord p50 (full) |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
+	var fioP, fullP, ratios, fioW, fullW, earlyW, fio50, full50 []float64
 	for i, r := range rows {
 		ratio := float64(r.fullP99) / float64(r.fioP99)
-		fmt.Printf("| %d | %s | %s | %.2f | %s | %s | %s | %s |\n", i+1, ms(r.fioP99), ms(r.fullP99), ratio,
-			secs(r.fioWall), secs(r.fullWall), secs(r.earlyWall), decision(r))
+		fmt.Printf("| %d | %s | %s | %.2f | %s | %s | %s | %s | %s | %s |\n", i+1, ms(r.fioP99), ms(r.fullP99), ratio,
+			secs(r.fioWall), secs(r.fullWall), secs(r.earlyWall), decision(r), ms(r.fioP50), ms(r.fullP50))
+		fio50, full50 = append(fio50, float64(r.fioP50)), append(full50, float64(r.fullP50))
 		fioP, fullP, ratios = append(fioP, float64(r.fioP99)), append(fullP, float64(r.fullP99)), append(ratios, ratio)
 		fioW, fullW, earlyW = append(fioW, float64(r.fioWall)), append(fullW, float64(r.fullWall)), append(earlyW, float64(r.earlyWall))
 	}
-	fmt.Printf("| **median** | %s | %s | %.2f | %s | %s | %s | |\n",
+	fmt.Printf("| **median** | %s | %s | %.2f | %s | %s | %s | | %s | %s |\n",
 		ms(time.Duration(median(fioP))), ms(time.Duration(median(fullP))), median(ratios),
-		secs(time.Duration(median(fioW))), secs(time.Duration(median(fullW))), secs(time.Duration(median(earlyW))))
+		secs(time.Duration(median(fioW))), secs(time.Duration(median(fullW))), secs(time.Duration(median(earlyW))),
+		ms(time.Duration(median(fio50))), ms(time.Duration(median(full50))))
 	fmt.Println()
 	if len(rows) > 0 {
 		rep := rows[0].fullRep

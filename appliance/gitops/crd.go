@@ -1,0 +1,29 @@
+package gitops
+
+import (
+	_ "embed"
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
+)
+
+// applicationCRD is Argo CD's applications.argoproj.io, v1alpha1. The schema
+// keeps every field (x-kubernetes-preserve-unknown-fields), so manifests
+// written for Argo CD apply verbatim; Fjord reads the fields it supports.
+//
+//go:embed crd-application.yaml
+var applicationCRD []byte
+
+// bootstrapObjects are what Fjord installs before it watches Applications:
+// the CRD and the argocd namespace Applications live in.
+func bootstrapObjects(namespace string) ([]*unstructured.Unstructured, error) {
+	crd := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal(applicationCRD, &crd.Object); err != nil {
+		return nil, fmt.Errorf("decoding the Application CRD: %w", err)
+	}
+	ns := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": namespace},
+	}}
+	return []*unstructured.Unstructured{crd, ns}, nil
+}

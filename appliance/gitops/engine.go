@@ -1,0 +1,374 @@
+package gitops
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/fluxcd/cli-utils/pkg/kstatus/polling"
+	"github.com/fluxcd/pkg/ssa"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+
+	"github.com/fjord-dev/fjord/appliance/component"
+	"github.com/fjord-dev/fjord/appliance/gitops/build"
+	"github.com/fjord-dev/fjord/appliance/gitops/source"
+)
+
+// FieldManager is the server-side apply field manager of everything Fjord
+// applies from Git.
+const FieldManager = "fjord"
+
+// Decrypter turns encrypted manifests (SealedSecrets) into what is applied.
+// It is the seam for the sealed-secrets engine; nil applies objects as they are.
+type Decrypter interface {
+	Decrypt(ctx context.Context, objs []*unstructured.Unstructured) ([]*unstructured.Unstructured, error)
+}
+
+// Runtime is what the engine needs beyond its configuration section.
+type Runtime struct {
+	DataDir    string
+	Kubeconfig string
+	Log        *slog.Logger
+	Decrypter  Decrypter
+}
+
+// Engine is the GitOps component: it syncs every Application in its
+// namespace and reverts drift on what it applied.
+type Engine struct {
+	cfg Config
+	rt  Runtime
+	log *slog.Logger
+
+	kube     kubernetes.Interface
+	dyn      dynamic.Interface
+	client   client.Client
+	mapper   meta.RESTMapper
+	rm       *ssa.ResourceManager
+	sources  *source.Cache
+	recorder record.EventRecorder
+	events   record.EventBroadcaster
+
+	queue   workqueue.TypedRateLimitingInterface[string]
+	heals   workqueue.TypedRateLimitingInterface[healKey]
+	apps    cache.SharedIndexInformer
+	watches *watcher
+
+	mu     sync.Mutex
+	states map[string]*appState
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+var _ component.Component = (*Engine)(nil)
+
+// appState is what the engine remembers of one Application between syncs.
+type appState struct {
+	app        *Application
+	revision   string // last revision applied
+	generation int64  // spec generation last applied
+	attempted  string // revision@generation last attempted (success or not)
+	desired    map[objKey]*unstructured.Unstructured
+	syncing    bool
+	drifted    map[objKey]bool
+}
+
+type healKey struct {
+	app string
+	obj objKey
+}
+
+// New returns the GitOps engine.
+func New(cfg Config, rt Runtime) *Engine {
+	return &Engine{cfg: cfg, rt: rt, log: rt.Log.With("component", "gitops"), states: map[string]*appState{}}
+}
+
+// Name implements component.Component.
+func (e *Engine) Name() string { return "gitops" }
+
+// Init prepares the repository cache.
+func (e *Engine) Init(context.Context) error {
+	var err error
+	e.sources, err = source.New(source.Options{Root: filepath.Join(e.rt.DataDir, "gitops", "repos"), Logger: e.log})
+	return err
+}
+
+// Start connects to the API server, installs the Application CRD and the
+// argocd namespace, applies configured Applications, and starts the workers.
+func (e *Engine) Start(ctx context.Context) error {
+	cfg, err := clientcmd.BuildConfigFromFlags("", e.rt.Kubeconfig)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", e.rt.Kubeconfig, err)
+	}
+	// A sync of a thousand objects is a few thousand requests.
+	cfg.QPS, cfg.Burst = 500, 1000
+	cfg.WarningHandler = rest.NoWarnings{}
+	httpClient, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return err
+	}
+	if e.mapper, err = apiutil.NewDynamicRESTMapper(cfg, httpClient); err != nil {
+		return fmt.Errorf("creating REST mapper: %w", err)
+	}
+	if e.client, err = client.New(cfg, client.Options{HTTPClient: httpClient, Mapper: e.mapper}); err != nil {
+		return err
+	}
+	if e.kube, err = kubernetes.NewForConfigAndClient(cfg, httpClient); err != nil {
+		return err
+	}
+	if e.dyn, err = dynamic.NewForConfigAndClient(cfg, httpClient); err != nil {
+		return err
+	}
+	poller := polling.NewStatusPoller(e.client, e.mapper, polling.Options{})
+	e.rm = ssa.NewResourceManager(e.client, poller, ssa.Owner{Field: FieldManager, Group: "fjord.dev"})
+	e.rm.SetConcurrency(8)
+
+	e.events = record.NewBroadcaster()
+	e.events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: e.kube.CoreV1().Events("")})
+	e.recorder = e.events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "fjord-gitops"})
+
+	boot, err := bootstrapObjects(e.cfg.Namespace)
+	if err != nil {
+		return err
+	}
+	if _, err := e.rm.ApplyAllStaged(ctx, boot, ssa.ApplyOptions{WaitInterval: 200 * time.Millisecond, WaitTimeout: time.Minute}); err != nil {
+		return fmt.Errorf("installing the Application CRD: %w", err)
+	}
+	if err := e.applyConfiguredApplications(ctx); err != nil {
+		return err
+	}
+
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	e.cancel = cancel
+	e.queue = workqueue.NewTypedRateLimitingQueueWithConfig(
+		workqueue.NewTypedMaxOfRateLimiter(
+			workqueue.NewTypedItemExponentialFailureRateLimiter[string](time.Second, 5*time.Minute)),
+		workqueue.TypedRateLimitingQueueConfig[string]{Name: "applications"})
+	e.heals = workqueue.NewTypedRateLimitingQueueWithConfig(
+		workqueue.NewTypedItemExponentialFailureRateLimiter[healKey](100*time.Millisecond, time.Minute),
+		workqueue.TypedRateLimitingQueueConfig[healKey]{Name: "drift"})
+	e.watches = newWatcher(e.dyn, e.mapper, e.onDrift, e.log)
+
+	factory := dynamicinformer.NewFilteredDynamicSharedInformerFactory(e.dyn, 10*time.Minute, e.cfg.Namespace, nil)
+	e.apps = factory.ForResource(ApplicationGVR).Informer()
+	e.apps.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: func(obj any) { e.enqueue(obj) },
+		UpdateFunc: func(old, obj any) {
+			o, n := old.(*unstructured.Unstructured), obj.(*unstructured.Unstructured)
+			_, op := n.Object["operation"]
+			if o.GetGeneration() != n.GetGeneration() || op || o.GetAnnotations()["argocd.argoproj.io/refresh"] != n.GetAnnotations()["argocd.argoproj.io/refresh"] {
+				e.enqueue(obj)
+			}
+		},
+		DeleteFunc: func(obj any) {
+			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = d.Obj
+			}
+			if u, ok := obj.(*unstructured.Unstructured); ok {
+				e.mu.Lock()
+				delete(e.states, u.GetName())
+				e.mu.Unlock()
+			}
+		},
+	})
+	factory.Start(rctx.Done())
+
+	e.wg.Add(4)
+	go func() { defer e.wg.Done(); e.work(rctx) }()
+	go func() { defer e.wg.Done(); e.work(rctx) }()
+	go func() { defer e.wg.Done(); e.healWork(rctx) }()
+	go func() { defer e.wg.Done(); e.poll(rctx) }()
+	return nil
+}
+
+// applyConfiguredApplications applies every manifest in ApplicationsDir.
+func (e *Engine) applyConfiguredApplications(ctx context.Context) error {
+	if e.cfg.ApplicationsDir == "" {
+		return nil
+	}
+	res, err := build.Build(e.cfg.ApplicationsDir, ".", build.Options{})
+	if err != nil {
+		return fmt.Errorf("reading gitops.applications-dir: %w", err)
+	}
+	for _, o := range res.Objects {
+		if o.GetNamespace() == "" {
+			o.SetNamespace(e.cfg.Namespace)
+		}
+	}
+	if _, err := e.rm.ApplyAll(ctx, res.Objects, ssa.DefaultApplyOptions()); err != nil {
+		return fmt.Errorf("applying gitops.applications-dir %s: %w", e.cfg.ApplicationsDir, err)
+	}
+	e.log.Info("applied configured applications", "dir", e.cfg.ApplicationsDir, "count", len(res.Objects))
+	return nil
+}
+
+// Ready waits for the Application informer's first list.
+func (e *Engine) Ready(ctx context.Context) error {
+	if !cache.WaitForCacheSync(ctx.Done(), e.apps.HasSynced) {
+		return errors.New("Application informer did not sync")
+	}
+	return nil
+}
+
+// Err is nil: a failing sync is reported on its Application, not fatal.
+func (e *Engine) Err() <-chan error { return nil }
+
+// Stop ends the workers and watches, waiting at most until ctx ends.
+func (e *Engine) Stop(ctx context.Context) error {
+	if e.cancel == nil {
+		return nil
+	}
+	e.cancel()
+	e.cancel = nil
+	e.queue.ShutDown()
+	e.heals.ShutDown()
+	e.watches.stop()
+	done := make(chan struct{})
+	go func() { e.wg.Wait(); close(done) }()
+	defer e.events.Shutdown()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("gitops workers did not stop: %w", ctx.Err())
+	}
+}
+
+func (e *Engine) enqueue(obj any) {
+	if u, ok := obj.(*unstructured.Unstructured); ok {
+		e.queue.Add(u.GetName())
+	}
+}
+
+// poll asks every Application's remote for its revision each PollInterval.
+func (e *Engine) poll(ctx context.Context) {
+	t := time.NewTicker(e.cfg.PollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			for _, name := range e.apps.GetStore().ListKeys() {
+				_, n, _ := cache.SplitMetaNamespaceKey(name)
+				e.queue.Add(n)
+			}
+		}
+	}
+}
+
+// Trigger syncs the Applications whose repository URL matches url now (the
+// webhook), or every Application when url is empty.
+func (e *Engine) Trigger(url string) int {
+	want, _ := source.NormalizeURL(url)
+	n := 0
+	for _, obj := range e.apps.GetStore().List() {
+		u := obj.(*unstructured.Unstructured)
+		repo, _, _ := unstructured.NestedString(u.Object, "spec", "source", "repoURL")
+		if got, _ := source.NormalizeURL(repo); url == "" || got == want {
+			e.queue.Add(u.GetName())
+			n++
+		}
+	}
+	return n
+}
+
+func (e *Engine) work(ctx context.Context) {
+	for {
+		name, shutdown := e.queue.Get()
+		if shutdown {
+			return
+		}
+		retry := e.reconcile(ctx, name)
+		if retry {
+			e.queue.AddRateLimited(name)
+		} else {
+			e.queue.Forget(name)
+		}
+		e.queue.Done(name)
+	}
+}
+
+func (e *Engine) state(name string) *appState {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := e.states[name]
+	if s == nil {
+		s = &appState{drifted: map[objKey]bool{}}
+		e.states[name] = s
+	}
+	return s
+}
+
+// reconcile runs one Application through the pipeline and records the
+// outcome on its status. It reports whether to retry with backoff.
+func (e *Engine) reconcile(ctx context.Context, name string) bool {
+	obj, exists, err := e.apps.GetStore().GetByKey(e.cfg.Namespace + "/" + name)
+	if err != nil || !exists {
+		return false
+	}
+	u := obj.(*unstructured.Unstructured).DeepCopy()
+	app, err := parseApplication(u)
+	st := e.state(name)
+	_, operation := u.Object["operation"]
+	var out *outcome
+	if err != nil {
+		out = &outcome{syncStatus: "Unknown", conditions: []condition{{Type: "InvalidSpecError", Message: err.Error()}}}
+	} else {
+		out = e.sync(ctx, app, st, operation, u)
+	}
+	if err := e.writeStatus(ctx, u, out, operation); err != nil {
+		e.log.Error("writing Application status", "application", name, "err", err)
+		return true
+	}
+	return out.retry
+}
+
+// sortedKeys returns the keys of m in a stable order.
+func sortedKeys(m map[objKey]*unstructured.Unstructured) []objKey {
+	keys := make([]objKey, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i].String() < keys[j].String() })
+	return keys
+}
+
+// event records a Kubernetes event on the Application.
+func (e *Engine) event(app *unstructured.Unstructured, warning bool, reason, msg string) {
+	t := corev1.EventTypeNormal
+	if warning {
+		t = corev1.EventTypeWarning
+	}
+	e.recorder.Event(app, t, reason, msg)
+}
+
+func isNotFound(err error) bool {
+	return apierrors.IsNotFound(err) || meta.IsNoMatchError(err)
+}
+
+func existsNamespace(ctx context.Context, kube kubernetes.Interface, ns string) bool {
+	_, err := kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+	return err == nil
+}

@@ -1,0 +1,116 @@
+package gitops
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// writeStatus records an outcome on the Application, the way Argo CD lays
+// out its status: sync, health, resources (the inventory), conditions and,
+// when an operation ran, operationState. A requested operation is cleared.
+func (e *Engine) writeStatus(ctx context.Context, u *unstructured.Unstructured, out *outcome, operation bool) error {
+	now := metav1.Now().Format(time.RFC3339)
+	src, _, _ := unstructured.NestedMap(u.Object, "spec", "source")
+	dst, _, _ := unstructured.NestedMap(u.Object, "spec", "destination")
+	status := map[string]any{
+		"sync": map[string]any{
+			"status":     out.syncStatus,
+			"revision":   out.revision,
+			"comparedTo": map[string]any{"source": src, "destination": dst},
+		},
+		"reconciledAt": now,
+		"resources":    out.resources,
+		"conditions":   nil,
+	}
+	if out.health != "" {
+		status["health"] = map[string]any{"status": out.health, "message": out.healthMsg}
+	}
+	if out.sourceType != "" {
+		status["sourceType"] = out.sourceType
+	}
+	if len(out.conditions) > 0 {
+		conds := make([]map[string]any, 0, len(out.conditions))
+		for _, c := range out.conditions {
+			conds = append(conds, map[string]any{"type": c.Type, "message": c.Message, "lastTransitionTime": now})
+		}
+		status["conditions"] = conds
+	}
+	if out.operated {
+		started := out.started
+		if started.IsZero() {
+			started = time.Now()
+		}
+		finished := out.finished
+		if finished.IsZero() {
+			finished = time.Now()
+		}
+		status["operationState"] = map[string]any{
+			"phase":      out.phase,
+			"message":    out.message,
+			"startedAt":  started.UTC().Format(time.RFC3339),
+			"finishedAt": finished.UTC().Format(time.RFC3339),
+			"operation":  map[string]any{"sync": map[string]any{"revision": out.revision}},
+			"syncResult": map[string]any{"revision": out.revision, "resources": out.results, "source": src},
+		}
+		if out.syncStatus == "Synced" || out.phase == "Succeeded" {
+			status["history"] = nil // history is not kept yet
+		}
+	}
+	patch, err := json.Marshal(map[string]any{"status": status})
+	if err != nil {
+		return err
+	}
+	client := e.dyn.Resource(ApplicationGVR).Namespace(u.GetNamespace())
+	if _, err := client.Patch(ctx, u.GetName(), types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager}, "status"); err != nil {
+		return fmt.Errorf("patching status: %w", err)
+	}
+	if operation {
+		clear := []byte(`{"operation":null}`)
+		if _, err := client.Patch(ctx, u.GetName(), types.MergePatchType, clear, metav1.PatchOptions{FieldManager: FieldManager}); err != nil {
+			return fmt.Errorf("clearing the operation: %w", err)
+		}
+	}
+	return nil
+}
+
+// inventoryOf reads status.resources: what the last sync applied.
+func inventoryOf(u *unstructured.Unstructured) []resourceStatus {
+	raw, _, _ := unstructured.NestedSlice(u.Object, "status", "resources")
+	out := make([]resourceStatus, 0, len(raw))
+	for _, r := range raw {
+		m, ok := r.(map[string]any)
+		if !ok {
+			continue
+		}
+		var rs resourceStatus
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(m, &rs); err == nil && rs.Kind != "" && rs.Name != "" {
+			out = append(out, rs)
+		}
+	}
+	return out
+}
+
+func statusString(u *unstructured.Unstructured, path ...string) string {
+	s, _, _ := unstructured.NestedString(u.Object, append([]string{"status"}, path...)...)
+	return s
+}
+
+func conditionsOf(u *unstructured.Unstructured) []condition {
+	raw, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+	var out []condition
+	for _, r := range raw {
+		if m, ok := r.(map[string]any); ok {
+			t, _ := m["type"].(string)
+			msg, _ := m["message"].(string)
+			out = append(out, condition{Type: t, Message: msg})
+		}
+	}
+	return out
+}

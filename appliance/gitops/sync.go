@@ -1,0 +1,501 @@
+package gitops
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/fluxcd/pkg/ssa"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/fjord-dev/fjord/appliance/gitops/build"
+	"github.com/fjord-dev/fjord/appliance/gitops/source"
+)
+
+// outcome is what one reconcile found and did; it becomes the status.
+type outcome struct {
+	revision   string
+	sourceType string
+	syncStatus string // Synced, OutOfSync, Unknown
+	health     Health
+	healthMsg  string
+	resources  []resourceStatus
+	conditions []condition
+	// operated is set when an apply ran (or was refused): operationState is
+	// then rewritten with phase, message and per-resource results.
+	operated bool
+	phase    string // Succeeded, Failed, Error
+	message  string
+	results  []resourceResult
+	started  time.Time
+	finished time.Time
+	retry    bool
+}
+
+type condition struct {
+	Type    string `json:"type"`
+	Message string `json:"message"`
+}
+
+// resourceResult is one entry of operationState.syncResult.resources.
+type resourceResult struct {
+	Group     string `json:"group,omitempty"`
+	Version   string `json:"version"`
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name"`
+	Status    string `json:"status"`
+	Message   string `json:"message,omitempty"`
+	SyncPhase string `json:"syncPhase,omitempty"`
+}
+
+func resultFor(u *unstructured.Unstructured, status, msg string) resourceResult {
+	gvk := u.GroupVersionKind()
+	return resourceResult{Group: gvk.Group, Version: gvk.Version, Kind: gvk.Kind, Namespace: u.GetNamespace(), Name: u.GetName(), Status: status, Message: msg, SyncPhase: "Sync"}
+}
+
+// failed returns an outcome that keeps the previous inventory and says why.
+func failed(prev []resourceStatus, condType, msg string, retry bool) *outcome {
+	return &outcome{syncStatus: "Unknown", resources: prev, conditions: []condition{{Type: condType, Message: msg}}, retry: retry}
+}
+
+// sync runs the pipeline for app: fetch → build → decrypt → apply → prune →
+// health. Nothing is applied or pruned unless every earlier stage succeeded.
+func (e *Engine) sync(ctx context.Context, app *Application, st *appState, operation bool, u *unstructured.Unstructured) *outcome {
+	prev := inventoryOf(u)
+	if err := app.validate(); err != nil {
+		return failed(prev, "InvalidSpecError", err.Error(), false)
+	}
+	src := app.Spec.Source
+	repo, err := e.repository(ctx, src.RepoURL)
+	if err != nil {
+		return failed(prev, "ComparisonError", err.Error(), true)
+	}
+	rev, err := e.sources.Resolve(ctx, repo, src.TargetRevision)
+	if err != nil {
+		return failed(prev, "ComparisonError", err.Error(), !source.IsTerminal(err))
+	}
+	attempt := fmt.Sprintf("%s@%d", rev, app.Generation)
+	e.mu.Lock()
+	st.app = app
+	unchanged := st.attempted == attempt && !operation
+	e.mu.Unlock()
+	if unchanged {
+		// Nothing moved in Git or in the spec: refresh health and drift only.
+		return e.refresh(ctx, app, st, rev, prev, u)
+	}
+
+	start := time.Now()
+	art, err := e.sources.Fetch(ctx, repo, src.TargetRevision)
+	if err != nil {
+		return failed(prev, "ComparisonError", err.Error(), !source.IsTerminal(err))
+	}
+	rev = art.Revision
+	attempt = fmt.Sprintf("%s@%d", rev, app.Generation)
+	opts := build.Options{}
+	if src.Directory != nil {
+		opts.Recurse = src.Directory.Recurse
+	}
+	res, err := build.Build(art.Dir, src.Path, opts)
+	e.mu.Lock()
+	st.attempted = attempt
+	e.mu.Unlock()
+	if err != nil {
+		out := failed(prev, "ComparisonError", fmt.Sprintf("building %s at %s: %v", src.Path, short(rev), err), false)
+		out.revision = rev
+		e.event(u, true, "ComparisonError", out.conditions[0].Message)
+		return out
+	}
+	objs := res.Objects
+	if e.rt.Decrypter != nil {
+		if objs, err = e.rt.Decrypter.Decrypt(ctx, objs); err != nil {
+			return failed(prev, "ComparisonError", fmt.Sprintf("decrypting: %v", err), false)
+		}
+	}
+	if err := e.normalize(app, objs); err != nil {
+		out := failed(prev, "ComparisonError", err.Error(), false)
+		out.revision = rev
+		return out
+	}
+	if !app.Automated() && !operation {
+		return e.compare(ctx, app, st, rev, objs, prev, string(res.SourceType))
+	}
+	out := e.apply(ctx, app, st, rev, objs, prev, u)
+	out.sourceType = string(res.SourceType)
+	out.started, out.finished = start, time.Now()
+	syncDuration.WithLabelValues(app.Name).Observe(out.finished.Sub(start).Seconds())
+	return out
+}
+
+// normalize sets the destination namespace on namespaced objects without
+// one and marks every object with Argo CD's tracking annotation.
+func (e *Engine) normalize(app *Application, objs []*unstructured.Unstructured) error {
+	crdKinds := map[schema.GroupKind]bool{}
+	for _, o := range objs {
+		if o.GetKind() == "CustomResourceDefinition" {
+			g, _, _ := unstructured.NestedString(o.Object, "spec", "group")
+			k, _, _ := unstructured.NestedString(o.Object, "spec", "names", "kind")
+			scope, _, _ := unstructured.NestedString(o.Object, "spec", "scope")
+			crdKinds[schema.GroupKind{Group: g, Kind: k}] = scope == "Namespaced"
+		}
+	}
+	seen := map[objKey]bool{}
+	for _, o := range objs {
+		gvk := o.GroupVersionKind()
+		namespaced, known := crdKinds[gvk.GroupKind()]
+		if !known {
+			m, err := e.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+			if err != nil {
+				if meta.IsNoMatchError(err) {
+					return fmt.Errorf("%s %s: unknown kind (is its CustomResourceDefinition installed?)", gvk.GroupVersion(), gvk.Kind)
+				}
+				return fmt.Errorf("mapping %s: %w", gvk, err)
+			}
+			namespaced = m.Scope.Name() == meta.RESTScopeNameNamespace
+		}
+		if namespaced && o.GetNamespace() == "" {
+			o.SetNamespace(app.Spec.Destination.Namespace)
+			if o.GetNamespace() == "" {
+				return fmt.Errorf("%s %s: namespaced object without a namespace, and spec.destination.namespace is empty", gvk.Kind, o.GetName())
+			}
+		}
+		if !namespaced {
+			o.SetNamespace("")
+		}
+		k := keyOf(o)
+		if seen[k] {
+			return fmt.Errorf("%s: defined twice", k)
+		}
+		seen[k] = true
+		ann := o.GetAnnotations()
+		if ann == nil {
+			ann = map[string]string{}
+		}
+		ann[annotationTrackingID] = trackingID(app, o)
+		o.SetAnnotations(ann)
+	}
+	return nil
+}
+
+// apply syncs objs: a dry run of everything first (atomic: nothing is
+// written when any object is refused), then the waves in order, then prune.
+func (e *Engine) apply(ctx context.Context, app *Application, st *appState, rev string, objs []*unstructured.Unstructured, prev []resourceStatus, u *unstructured.Unstructured) *outcome {
+	out := &outcome{revision: rev, operated: true, resources: prev, syncStatus: "OutOfSync"}
+	fail := func(condType, msg string) *outcome {
+		out.phase, out.message = "Failed", msg
+		out.conditions = append(out.conditions, condition{Type: condType, Message: msg})
+		syncTotal.WithLabelValues(app.Name, "failed").Inc()
+		e.event(u, true, "SyncFailed", msg)
+		e.log.Warn("sync failed", "application", app.Name, "revision", short(rev), "reason", msg)
+		return out
+	}
+	e.mu.Lock()
+	st.syncing = true
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		st.syncing = false
+		e.mu.Unlock()
+	}()
+
+	// Safety first: an empty render never prunes, and never "syncs".
+	newKeys := map[objKey]*unstructured.Unstructured{}
+	for _, o := range objs {
+		newKeys[keyOf(o)] = o
+	}
+	var prune []resourceStatus
+	for _, r := range prev {
+		if _, ok := newKeys[r.key()]; !ok {
+			prune = append(prune, r)
+		}
+	}
+	if len(objs) == 0 && len(prev) > 0 && !app.AllowEmpty() {
+		return fail("SyncError", fmt.Sprintf("%s at %s renders no objects; refusing to prune all %d objects (set syncPolicy.automated.allowEmpty to allow it)", app.Spec.Source.Path, short(rev), len(prev)))
+	}
+	if app.Prune() && !app.AllowEmpty() && len(prev) >= 4 && float64(len(prune)) > e.cfg.PruneProtectRatio*float64(len(prev)) {
+		return fail("SyncError", fmt.Sprintf("revision %s would prune %d of %d objects at once; refusing (set syncPolicy.automated.allowEmpty to allow it)", short(rev), len(prune), len(prev)))
+	}
+
+	// Atomic: dry-run every object before writing any.
+	createNS := app.SyncOption("CreateNamespace") && app.Spec.Destination.Namespace != ""
+	newNamespaces := map[string]bool{}
+	newCRDs := map[schema.GroupKind]bool{}
+	for _, o := range objs {
+		switch o.GetKind() {
+		case "Namespace":
+			newNamespaces[o.GetName()] = true
+		case "CustomResourceDefinition":
+			g, _, _ := unstructured.NestedString(o.Object, "spec", "group")
+			k, _, _ := unstructured.NestedString(o.Object, "spec", "names", "kind")
+			newCRDs[schema.GroupKind{Group: g, Kind: k}] = true
+		}
+	}
+	if createNS {
+		newNamespaces[app.Spec.Destination.Namespace] = true
+	}
+	var refused []string
+	missingNS := map[string]bool{}
+	for _, o := range objs {
+		ns := o.GetNamespace()
+		if ns != "" && !newNamespaces[ns] {
+			if _, ok := missingNS[ns]; !ok {
+				missingNS[ns] = !existsNamespace(ctx, e.kube, ns)
+			}
+			if missingNS[ns] {
+				refused = append(refused, fmt.Sprintf("%s: namespace %q does not exist (create it in Git or set syncOptions CreateNamespace=true)", keyOf(o), ns))
+				continue
+			}
+		}
+		if (ns != "" && newNamespaces[ns] && !existsNamespace(ctx, e.kube, ns)) || newCRDs[o.GroupVersionKind().GroupKind()] {
+			continue // its namespace or CRD is created by this sync
+		}
+		if _, _, _, err := e.rm.Diff(ctx, o, ssa.DiffOptions{}); err != nil {
+			refused = append(refused, fmt.Sprintf("%s: %s", keyOf(o), cleanErr(err)))
+		}
+	}
+	if len(refused) > 0 {
+		return fail("SyncError", fmt.Sprintf("the API server refused %d of %d objects at %s; nothing was applied: %s", len(refused), len(objs), short(rev), strings.Join(refused, "; ")))
+	}
+
+	applyOpts := ssa.DefaultApplyOptions()
+	applyOpts.WaitInterval, applyOpts.WaitTimeout = time.Second, e.cfg.WaveTimeout
+	if createNS && !existsNamespace(ctx, e.kube, app.Spec.Destination.Namespace) {
+		ns := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": app.Spec.Destination.Namespace}}}
+		if _, err := e.rm.Apply(ctx, ns, applyOpts); err != nil {
+			return fail("SyncError", fmt.Sprintf("creating namespace %s: %s", app.Spec.Destination.Namespace, cleanErr(err)))
+		}
+	}
+	waves := byWave(objs)
+	for i, wave := range waves {
+		cs, err := e.rm.ApplyAllStaged(ctx, wave, applyOpts)
+		if cs != nil {
+			for _, entry := range cs.Entries {
+				out.results = append(out.results, resourceResult{Kind: entry.ObjMetadata.GroupKind.Kind, Group: entry.ObjMetadata.GroupKind.Group,
+					Namespace: entry.ObjMetadata.Namespace, Name: entry.ObjMetadata.Name, Status: "Synced", Message: string(entry.Action), SyncPhase: "Sync"})
+			}
+		}
+		if err != nil {
+			return fail("SyncError", fmt.Sprintf("applying wave %d of %d at %s: %s", syncWave(wave[0]), len(waves), short(rev), cleanErr(err)))
+		}
+		if i < len(waves)-1 {
+			if err := e.rm.WaitForSetWithContext(ctx, cs.ToObjMetadataSet(), ssa.WaitOptions{Interval: time.Second, Timeout: e.cfg.WaveTimeout}); err != nil {
+				return fail("SyncError", fmt.Sprintf("wave %d did not become healthy within %s: %s", syncWave(wave[0]), e.cfg.WaveTimeout, cleanErr(err)))
+			}
+		}
+	}
+	// Remember what was applied before pruning, so drift is watched from now on.
+	e.mu.Lock()
+	st.desired, st.revision, st.generation = newKeys, rev, app.Generation
+	st.drifted = map[objKey]bool{}
+	e.mu.Unlock()
+	e.watches.watch(objs)
+
+	pruned, kept, pruneMsg, err := e.pruneStep(ctx, app, objs, prune)
+	if err != nil {
+		return fail("SyncError", fmt.Sprintf("pruning: %s", cleanErr(err)))
+	}
+	for _, p := range pruned {
+		out.results = append(out.results, resourceResult{Group: p.Group, Version: p.Version, Kind: p.Kind, Namespace: p.Namespace, Name: p.Name, Status: "Pruned", Message: "pruned", SyncPhase: "Sync"})
+	}
+	if len(pruned) > 0 {
+		e.event(u, false, "Pruned", fmt.Sprintf("pruned %d objects removed from Git", len(pruned)))
+	}
+	prune = kept
+
+	out.resources, out.health, out.healthMsg = e.inventory(ctx, objs, prune)
+	out.syncStatus = "Synced"
+	for _, r := range out.resources {
+		if r.RequiresPruning {
+			out.syncStatus = "OutOfSync"
+		}
+	}
+	out.phase = "Succeeded"
+	out.message = fmt.Sprintf("successfully synced (all tasks run) at %s%s", short(rev), pruneMsg)
+	syncTotal.WithLabelValues(app.Name, "succeeded").Inc()
+	lastRevision.DeletePartialMatch(map[string]string{"application": app.Name})
+	lastRevision.WithLabelValues(app.Name, rev).Set(1)
+	e.event(u, false, "Synced", out.message)
+	e.log.Info("synced", "application", app.Name, "revision", short(rev), "objects", len(objs), "pruned", len(out.results)-countStatus(out.results, "Synced"))
+	return out
+}
+
+func countStatus(rs []resourceResult, status string) int {
+	n := 0
+	for _, r := range rs {
+		if r.Status == status {
+			n++
+		}
+	}
+	return n
+}
+
+// prune deletes the objects that left Git, except those marked Prune=false
+// or no longer tracked by this Application. It returns what it deleted and
+// what stays (and still requires pruning).
+func (e *Engine) prune(ctx context.Context, app *Application, candidates []resourceStatus) (pruned, kept []resourceStatus, err error) {
+	for _, r := range candidates {
+		live := &unstructured.Unstructured{}
+		live.SetGroupVersionKind(r.gvk())
+		if err := e.client.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: r.Name}, live); err != nil {
+			if isNotFound(err) {
+				continue // already gone
+			}
+			return pruned, kept, err
+		}
+		if trackedBy(live) != app.Name {
+			continue // someone else owns it now: not ours to delete
+		}
+		if hasSyncOption(live, "Prune=false") {
+			kept = append(kept, r)
+			continue
+		}
+		policy := metav1.DeletePropagationBackground
+		if err := e.client.Delete(ctx, live, &client.DeleteOptions{PropagationPolicy: &policy}); err != nil && !isNotFound(err) {
+			return pruned, kept, fmt.Errorf("deleting %s: %w", r.key(), err)
+		}
+		pruned = append(pruned, r)
+	}
+	return pruned, kept, nil
+}
+
+// pruneStep prunes candidates when the policy allows it now: never without
+// automated.prune, and with PruneLast only once everything else is healthy
+// (checked again on every refresh until then, without blocking).
+func (e *Engine) pruneStep(ctx context.Context, app *Application, objs []*unstructured.Unstructured, candidates []resourceStatus) (pruned, kept []resourceStatus, msg string, err error) {
+	switch {
+	case len(candidates) == 0:
+		return nil, nil, "", nil
+	case !app.Prune():
+		return nil, candidates, fmt.Sprintf("; %d objects require pruning (automated.prune is off)", len(candidates)), nil
+	case app.SyncOption("PruneLast") && !e.healthyNow(ctx, objs):
+		e.queue.AddAfter(app.Name, 2*time.Second)
+		return nil, candidates, fmt.Sprintf("; %d objects will be pruned once the rest is healthy (PruneLast)", len(candidates)), nil
+	}
+	pruned, kept, err = e.prune(ctx, app, candidates)
+	return pruned, kept, "", err
+}
+
+// healthyNow reports whether every object in objs is healthy right now.
+func (e *Engine) healthyNow(ctx context.Context, objs []*unstructured.Unstructured) bool {
+	for _, o := range objs {
+		if h, _ := healthOf(e.watches.get(ctx, e.client, o)); h != Healthy {
+			return false
+		}
+	}
+	return true
+}
+
+// compare reports, without applying, whether the cluster equals Git (for
+// Applications without automated sync).
+func (e *Engine) compare(ctx context.Context, app *Application, st *appState, rev string, objs []*unstructured.Unstructured, prev []resourceStatus, sourceType string) *outcome {
+	out := &outcome{revision: rev, sourceType: sourceType, syncStatus: "Synced"}
+	newKeys := map[objKey]bool{}
+	var removed []resourceStatus
+	for _, o := range objs {
+		newKeys[keyOf(o)] = true
+	}
+	for _, r := range prev {
+		if !newKeys[r.key()] {
+			removed = append(removed, r)
+		}
+	}
+	out.resources, out.health, out.healthMsg = e.inventory(ctx, objs, removed)
+	for i, o := range objs {
+		entry, _, _, err := e.rm.Diff(ctx, o, ssa.DiffOptions{})
+		if err != nil || entry.Action != ssa.UnchangedAction {
+			out.resources[i].Status = "OutOfSync"
+			out.syncStatus = "OutOfSync"
+		}
+	}
+	if len(removed) > 0 {
+		out.syncStatus = "OutOfSync"
+	}
+	e.mu.Lock()
+	st.attempted = ""
+	e.mu.Unlock()
+	return out
+}
+
+// refresh recomputes health and drift of the last applied revision.
+func (e *Engine) refresh(ctx context.Context, app *Application, st *appState, rev string, prev []resourceStatus, u *unstructured.Unstructured) *outcome {
+	e.mu.Lock()
+	desired := st.desired
+	drifted := len(st.drifted) > 0
+	applied := st.revision
+	e.mu.Unlock()
+	if desired == nil {
+		// The last attempt at this revision failed: keep its conditions.
+		out := &outcome{revision: rev, syncStatus: statusString(u, "sync", "status"), resources: prev, conditions: conditionsOf(u)}
+		out.health = Health(statusString(u, "health", "status"))
+		return out
+	}
+	objs := make([]*unstructured.Unstructured, 0, len(desired))
+	for _, k := range sortedKeys(desired) {
+		objs = append(objs, desired[k])
+	}
+	var requiresPruning []resourceStatus
+	for _, r := range prev {
+		if r.RequiresPruning {
+			requiresPruning = append(requiresPruning, r)
+		}
+	}
+	out := &outcome{revision: applied, syncStatus: "Synced"}
+	if len(requiresPruning) > 0 && app.Prune() {
+		pruned, kept, _, err := e.pruneStep(ctx, app, objs, requiresPruning)
+		if err != nil {
+			out.conditions = append(out.conditions, condition{Type: "SyncError", Message: "pruning: " + cleanErr(err)})
+		}
+		if len(pruned) > 0 {
+			out.operated, out.phase = true, "Succeeded"
+			out.message = fmt.Sprintf("pruned %d objects removed from Git (PruneLast)", len(pruned))
+			for _, p := range pruned {
+				out.results = append(out.results, resourceResult{Group: p.Group, Version: p.Version, Kind: p.Kind, Namespace: p.Namespace, Name: p.Name, Status: "Pruned", Message: "pruned", SyncPhase: "Sync"})
+			}
+			e.event(u, false, "Pruned", out.message)
+		}
+		requiresPruning = kept
+	}
+	out.resources, out.health, out.healthMsg = e.inventory(ctx, objs, requiresPruning)
+	if drifted || len(requiresPruning) > 0 {
+		out.syncStatus = "OutOfSync"
+	}
+	return out
+}
+
+// inventory builds status.resources for objs (live health) plus the objects
+// that left Git but were not pruned.
+func (e *Engine) inventory(ctx context.Context, objs []*unstructured.Unstructured, notPruned []resourceStatus) ([]resourceStatus, Health, string) {
+	agg, msg := Healthy, ""
+	out := make([]resourceStatus, 0, len(objs)+len(notPruned))
+	for _, o := range objs {
+		gvk := o.GroupVersionKind()
+		live := e.watches.get(ctx, e.client, o)
+		h, m := healthOf(live)
+		if worse(agg, h) != agg {
+			agg, msg = h, fmt.Sprintf("%s: %s", keyOf(o), m)
+		}
+		out = append(out, resourceStatus{Group: gvk.Group, Version: gvk.Version, Kind: gvk.Kind, Namespace: o.GetNamespace(), Name: o.GetName(), Status: "Synced", Health: &healthStatus{Status: h, Message: m}})
+	}
+	for _, r := range notPruned {
+		r.Status, r.RequiresPruning = "OutOfSync", true
+		out = append(out, r)
+	}
+	return out, agg, msg
+}
+
+// cleanErr is an error's message on one line.
+func cleanErr(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
+}
+
+func short(rev string) string {
+	if len(rev) > 10 {
+		return rev[:10]
+	}
+	return rev
+}

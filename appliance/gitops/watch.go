@@ -1,0 +1,217 @@
+package gitops
+
+import (
+	"context"
+	"log/slog"
+	"maps"
+	"sync"
+	"time"
+
+	"github.com/fluxcd/pkg/ssa"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// watcher keeps one informer per resource type Fjord applied, so a change
+// made by someone else (kubectl edit, scale, delete) is seen within the
+// watch latency, and health is read from the cache instead of a GET each.
+type watcher struct {
+	dyn     dynamic.Interface
+	mapper  meta.RESTMapper
+	onDrift func(u *unstructured.Unstructured, deleted bool)
+	log     *slog.Logger
+
+	mu        sync.Mutex
+	informers map[schema.GroupVersionResource]cache.SharedIndexInformer
+	stopCh    chan struct{}
+}
+
+func newWatcher(dyn dynamic.Interface, mapper meta.RESTMapper, onDrift func(*unstructured.Unstructured, bool), log *slog.Logger) *watcher {
+	return &watcher{dyn: dyn, mapper: mapper, onDrift: onDrift, log: log,
+		informers: map[schema.GroupVersionResource]cache.SharedIndexInformer{}, stopCh: make(chan struct{})}
+}
+
+func (w *watcher) gvr(gvk schema.GroupVersionKind) (schema.GroupVersionResource, bool) {
+	m, err := w.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	if err != nil {
+		return schema.GroupVersionResource{}, false
+	}
+	return m.Resource, true
+}
+
+// watch makes sure every type in objs has a synced informer.
+func (w *watcher) watch(objs []*unstructured.Unstructured) {
+	var started []cache.SharedIndexInformer
+	w.mu.Lock()
+	for _, o := range objs {
+		gvr, ok := w.gvr(o.GroupVersionKind())
+		if !ok {
+			continue
+		}
+		if _, ok := w.informers[gvr]; ok {
+			continue
+		}
+		inf := dynamicinformer.NewFilteredDynamicInformer(w.dyn, gvr, "", 0, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc}, nil).Informer()
+		inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			UpdateFunc: func(old, obj any) {
+				o, n := old.(*unstructured.Unstructured), obj.(*unstructured.Unstructured)
+				if changedByUser(o, n) {
+					w.onDrift(n, false)
+				}
+			},
+			DeleteFunc: func(obj any) {
+				if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+					obj = d.Obj
+				}
+				if u, ok := obj.(*unstructured.Unstructured); ok {
+					w.onDrift(u, true)
+				}
+			},
+		})
+		w.informers[gvr] = inf
+		go inf.Run(w.stopCh)
+		started = append(started, inf)
+	}
+	w.mu.Unlock()
+	for _, inf := range started {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		cache.WaitForCacheSync(ctx.Done(), inf.HasSynced)
+		cancel()
+	}
+}
+
+// changedByUser filters the events worth a drift check: a spec change
+// (generation), a metadata change, or any change of an object without
+// generation (ConfigMaps, Secrets, Services). Status updates are not drift.
+func changedByUser(old, cur *unstructured.Unstructured) bool {
+	if old.GetResourceVersion() == cur.GetResourceVersion() {
+		return false
+	}
+	if trackedBy(cur) == "" && trackedBy(old) == "" {
+		return false
+	}
+	if cur.GetGeneration() == 0 {
+		return true
+	}
+	return old.GetGeneration() != cur.GetGeneration() ||
+		!maps.Equal(old.GetLabels(), cur.GetLabels()) || !maps.Equal(old.GetAnnotations(), cur.GetAnnotations())
+}
+
+// get returns the live object from the informer cache, or GETs it; nil when
+// it does not exist.
+func (w *watcher) get(ctx context.Context, c client.Client, o *unstructured.Unstructured) *unstructured.Unstructured {
+	key := o.GetName()
+	if ns := o.GetNamespace(); ns != "" {
+		key = ns + "/" + key
+	}
+	if gvr, ok := w.gvr(o.GroupVersionKind()); ok {
+		w.mu.Lock()
+		inf := w.informers[gvr]
+		w.mu.Unlock()
+		if inf != nil && inf.HasSynced() {
+			item, exists, err := inf.GetStore().GetByKey(key)
+			if err == nil {
+				if !exists {
+					return nil
+				}
+				return item.(*unstructured.Unstructured)
+			}
+		}
+	}
+	live := &unstructured.Unstructured{}
+	live.SetGroupVersionKind(o.GroupVersionKind())
+	if err := c.Get(ctx, client.ObjectKeyFromObject(o), live); err != nil {
+		return nil
+	}
+	return live
+}
+
+func (w *watcher) stop() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	select {
+	case <-w.stopCh:
+	default:
+		close(w.stopCh)
+	}
+}
+
+// onDrift is called for every user change to a tracked object: with
+// selfHeal it queues a re-apply of that object, otherwise it marks the
+// Application OutOfSync.
+func (e *Engine) onDrift(u *unstructured.Unstructured, deleted bool) {
+	name := trackedBy(u)
+	if name == "" {
+		return
+	}
+	e.mu.Lock()
+	st := e.states[name]
+	if st == nil || st.syncing || st.desired == nil || st.app == nil {
+		e.mu.Unlock()
+		return
+	}
+	k := keyOf(u)
+	_, ours := st.desired[k]
+	heal := st.app.SelfHeal()
+	if ours && !heal {
+		st.drifted[k] = true
+	}
+	e.mu.Unlock()
+	if !ours {
+		return
+	}
+	if heal {
+		e.heals.Add(healKey{app: name, obj: k})
+		return
+	}
+	e.queue.AddAfter(name, 500*time.Millisecond) // refresh status: OutOfSync
+}
+
+// healWork re-applies drifted objects one at a time, from the last synced
+// desired state (no fetch, no build).
+func (e *Engine) healWork(ctx context.Context) {
+	for {
+		k, shutdown := e.heals.Get()
+		if shutdown {
+			return
+		}
+		if e.heal(ctx, k) {
+			e.heals.AddRateLimited(k)
+		} else {
+			e.heals.Forget(k)
+		}
+		e.heals.Done(k)
+	}
+}
+
+func (e *Engine) heal(ctx context.Context, k healKey) (retry bool) {
+	e.mu.Lock()
+	st := e.states[k.app]
+	var desired *unstructured.Unstructured
+	if st != nil && !st.syncing && st.app != nil && st.app.SelfHeal() {
+		desired = st.desired[k.obj]
+	}
+	e.mu.Unlock()
+	if desired == nil {
+		return false
+	}
+	opts := ssa.DefaultApplyOptions()
+	entry, err := e.rm.Apply(ctx, desired.DeepCopy(), opts)
+	if err != nil {
+		e.log.Warn("reverting drift failed", "application", k.app, "object", k.obj.String(), "err", cleanErr(err))
+		return true
+	}
+	if entry.Action != ssa.UnchangedAction {
+		driftCorrections.WithLabelValues(k.app).Inc()
+		e.log.Info("reverted drift", "application", k.app, "object", k.obj.String(), "action", string(entry.Action))
+		if obj, ok, _ := e.apps.GetStore().GetByKey(e.cfg.Namespace + "/" + k.app); ok {
+			e.event(obj.(*unstructured.Unstructured), false, "DriftReverted", "reverted a change to "+k.obj.String())
+		}
+	}
+	return false
+}

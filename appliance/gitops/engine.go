@@ -117,6 +117,25 @@ func (e *Engine) Init(context.Context) error {
 // Start connects to the API server, installs the Application CRD and the
 // argocd namespace, applies configured Applications, and starts the workers.
 func (e *Engine) Start(ctx context.Context) error {
+	if err := e.connect(); err != nil {
+		return err
+	}
+	e.events = record.NewBroadcaster()
+	e.events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: e.kube.CoreV1().Events("")})
+	e.recorder = e.events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "fjord-gitops"})
+
+	boot, err := bootstrapObjects(e.cfg.Namespace)
+	if err != nil {
+		return err
+	}
+	if _, err := e.rm.ApplyAllStaged(ctx, boot, ssa.ApplyOptions{WaitInterval: 200 * time.Millisecond, WaitTimeout: time.Minute}); err != nil {
+		return fmt.Errorf("installing the Application CRD: %w", err)
+	}
+	return e.startWorkers(ctx)
+}
+
+// connect builds the clients from the kubeconfig.
+func (e *Engine) connect() error {
 	cfg, err := clientcmd.BuildConfigFromFlags("", e.rt.Kubeconfig)
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", e.rt.Kubeconfig, err)
@@ -143,18 +162,13 @@ func (e *Engine) Start(ctx context.Context) error {
 	poller := polling.NewStatusPoller(e.client, e.mapper, polling.Options{})
 	e.rm = ssa.NewResourceManager(e.client, poller, ssa.Owner{Field: FieldManager, Group: "fjord.dev"})
 	e.rm.SetConcurrency(8)
+	e.watches = newWatcher(e.dyn, e.mapper, e.onDrift, e.log)
+	return nil
+}
 
-	e.events = record.NewBroadcaster()
-	e.events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: e.kube.CoreV1().Events("")})
-	e.recorder = e.events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "fjord-gitops"})
-
-	boot, err := bootstrapObjects(e.cfg.Namespace)
-	if err != nil {
-		return err
-	}
-	if _, err := e.rm.ApplyAllStaged(ctx, boot, ssa.ApplyOptions{WaitInterval: 200 * time.Millisecond, WaitTimeout: time.Minute}); err != nil {
-		return fmt.Errorf("installing the Application CRD: %w", err)
-	}
+// startWorkers applies the configured Applications and starts the informer,
+// the sync and heal workers and the poller.
+func (e *Engine) startWorkers(ctx context.Context) error {
 	if err := e.applyConfiguredApplications(ctx); err != nil {
 		return err
 	}
@@ -168,8 +182,6 @@ func (e *Engine) Start(ctx context.Context) error {
 	e.heals = workqueue.NewTypedRateLimitingQueueWithConfig(
 		workqueue.NewTypedItemExponentialFailureRateLimiter[healKey](100*time.Millisecond, time.Minute),
 		workqueue.TypedRateLimitingQueueConfig[healKey]{Name: "drift"})
-	e.watches = newWatcher(e.dyn, e.mapper, e.onDrift, e.log)
-
 	factory := dynamicinformer.NewFilteredDynamicSharedInformerFactory(e.dyn, 10*time.Minute, e.cfg.Namespace, nil)
 	e.apps = factory.ForResource(ApplicationGVR).Informer()
 	e.apps.AddEventHandler(cache.ResourceEventHandlerFuncs{

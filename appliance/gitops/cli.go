@@ -1,0 +1,205 @@
+package gitops
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/fluxcd/pkg/ssa"
+	"github.com/pmezard/go-difflib/difflib"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/yaml"
+
+	"github.com/fjord-dev/fjord/appliance/gitops/build"
+	"github.com/fjord-dev/fjord/appliance/gitops/source"
+)
+
+// AppStatus is one row of `fjord status`.
+type AppStatus struct {
+	Name     string    `json:"name"`
+	Revision string    `json:"revision"`
+	Sync     string    `json:"sync"`
+	Health   string    `json:"health"`
+	LastSync time.Time `json:"lastSync,omitzero"`
+	Phase    string    `json:"phase,omitempty"`
+	Message  string    `json:"message,omitempty"`
+}
+
+// Client is what the CLI uses to look at and drive the engine of a running
+// server, through the API server only.
+type Client struct{ e *Engine }
+
+// NewClient connects to the API server with the kubeconfig in rt.
+func NewClient(cfg Config, rt Runtime) (*Client, error) {
+	e := New(cfg, rt)
+	if err := e.connect(); err != nil {
+		return nil, err
+	}
+	return &Client{e: e}, nil
+}
+
+// Status lists every Application with its sync and health state; the
+// message is the first condition, else the last operation's message.
+func (c *Client) Status(ctx context.Context) ([]AppStatus, error) {
+	list, err := c.e.dyn.Resource(ApplicationGVR).Namespace(c.e.cfg.Namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("listing Applications: %w", err)
+	}
+	out := make([]AppStatus, 0, len(list.Items))
+	for i := range list.Items {
+		out = append(out, statusOf(&list.Items[i]))
+	}
+	return out, nil
+}
+
+func statusOf(u *unstructured.Unstructured) AppStatus {
+	s := AppStatus{Name: u.GetName(), Revision: statusString(u, "sync", "revision"), Sync: statusString(u, "sync", "status"),
+		Health: statusString(u, "health", "status"), Phase: statusString(u, "operationState", "phase"),
+		Message: statusString(u, "operationState", "message")}
+	if t, err := time.Parse(time.RFC3339, statusString(u, "operationState", "finishedAt")); err == nil {
+		s.LastSync = t
+	}
+	if conds := conditionsOf(u); len(conds) > 0 {
+		s.Message = conds[0].Type + ": " + conds[0].Message
+	}
+	return s
+}
+
+// Sync asks the engine to sync name now (Argo CD's operation field), also
+// when the Application has no automated policy, and waits for the result.
+func (c *Client) Sync(ctx context.Context, name string) (AppStatus, error) {
+	res := c.e.dyn.Resource(ApplicationGVR).Namespace(c.e.cfg.Namespace)
+	before, err := res.Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		if apierrors.IsNotFound(err) {
+			return AppStatus{}, fmt.Errorf("application %q not found in namespace %s", name, c.e.cfg.Namespace)
+		}
+		return AppStatus{}, err
+	}
+	prevFinished := statusString(before, "operationState", "finishedAt")
+	patch, _ := json.Marshal(map[string]any{"operation": map[string]any{
+		"initiatedBy": map[string]any{"username": "fjord-cli"},
+		"sync":        map[string]any{"revision": ""},
+	}})
+	if _, err := res.Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "fjord-cli"}); err != nil {
+		return AppStatus{}, fmt.Errorf("requesting a sync of %s: %w", name, err)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return AppStatus{}, fmt.Errorf("waiting for the sync of %s: %w", name, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+		u, err := res.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return AppStatus{}, err
+		}
+		if _, pending := u.Object["operation"]; pending {
+			continue
+		}
+		st := statusOf(u)
+		if statusString(u, "operationState", "finishedAt") == prevFinished && len(conditionsOf(u)) == 0 {
+			continue // the operation was cleared before a new result landed
+		}
+		return st, nil
+	}
+}
+
+// Diff renders name's source at its target revision and writes, per object,
+// a unified diff between the cluster and what a sync would make of it
+// (server-side dry-run; Secret values masked). It reports whether anything
+// would change.
+func (c *Client) Diff(ctx context.Context, name string, w io.Writer) (bool, error) {
+	u, err := c.e.dyn.Resource(ApplicationGVR).Namespace(c.e.cfg.Namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return false, fmt.Errorf("reading application %s: %w", name, err)
+	}
+	app, err := parseApplication(u)
+	if err != nil {
+		return false, err
+	}
+	if err := app.validate(); err != nil {
+		return false, err
+	}
+	tmp, err := os.MkdirTemp("", "fjord-diff-")
+	if err != nil {
+		return false, err
+	}
+	defer os.RemoveAll(tmp)
+	cache, err := source.New(source.Options{Root: tmp})
+	if err != nil {
+		return false, err
+	}
+	repo, err := c.e.repository(ctx, app.Spec.Source.RepoURL)
+	if err != nil {
+		return false, err
+	}
+	art, err := cache.Fetch(ctx, repo, app.Spec.Source.TargetRevision)
+	if err != nil {
+		return false, err
+	}
+	opts := build.Options{}
+	if app.Spec.Source.Directory != nil {
+		opts.Recurse = app.Spec.Source.Directory.Recurse
+	}
+	res, err := build.Build(art.Dir, app.Spec.Source.Path, opts)
+	if err != nil {
+		return false, err
+	}
+	if err := c.e.normalize(app, res.Objects); err != nil {
+		return false, err
+	}
+	changed := false
+	desired := map[objKey]bool{}
+	for _, o := range res.Objects {
+		desired[keyOf(o)] = true
+		entry, live, merged, err := c.e.rm.Diff(ctx, o, ssa.DiffOptions{})
+		if err != nil {
+			fmt.Fprintf(w, "# %s: %s\n", keyOf(o), cleanErr(err))
+			changed = true
+			continue
+		}
+		switch entry.Action {
+		case ssa.CreatedAction:
+			changed = true
+			fmt.Fprintf(w, "# %s: would be created\n", keyOf(o))
+		case ssa.ConfiguredAction:
+			changed = true
+			a, _ := yaml.Marshal(clean(live).Object)
+			b, _ := yaml.Marshal(clean(merged).Object)
+			text, _ := difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
+				A: difflib.SplitLines(string(a)), B: difflib.SplitLines(string(b)),
+				FromFile: "live/" + keyOf(o).String(), ToFile: "git/" + keyOf(o).String(), Context: 3,
+			})
+			fmt.Fprint(w, text)
+		}
+	}
+	for _, r := range inventoryOf(u) {
+		if !desired[r.key()] {
+			changed = true
+			verb := "would be pruned"
+			if !app.Prune() {
+				verb = "left Git (automated.prune is off: it would stay)"
+			}
+			fmt.Fprintf(w, "# %s: %s\n", r.key(), verb)
+		}
+	}
+	fmt.Fprintf(w, "# %s at %s: %s\n", name, short(art.Revision), map[bool]string{true: "changes", false: "no changes"}[changed])
+	return changed, nil
+}
+
+// clean drops server-managed metadata that only adds noise to a diff.
+func clean(u *unstructured.Unstructured) *unstructured.Unstructured {
+	c := u.DeepCopy()
+	for _, f := range []string{"managedFields", "resourceVersion", "generation", "uid", "creationTimestamp"} {
+		unstructured.RemoveNestedField(c.Object, "metadata", f)
+	}
+	unstructured.RemoveNestedField(c.Object, "status")
+	return c
+}

@@ -11,6 +11,7 @@ package gitops
 import (
 	"errors"
 	"fmt"
+	"net"
 	"time"
 )
 
@@ -32,6 +33,11 @@ type Config struct {
 	// PruneProtectRatio refuses to prune more than this fraction of an
 	// Application's objects at once (unless automated.allowEmpty).
 	PruneProtectRatio float64 `yaml:"gitops.prune-protect-ratio"`
+	// WebhookListen is the address of the push webhook (POST /api/webhook,
+	// GitHub and GitLab payloads); empty turns it off.
+	WebhookListen string `yaml:"gitops.webhook-listen"`
+	// WebhookSecret authenticates webhook requests; required with WebhookListen.
+	WebhookSecret string `yaml:"gitops.webhook-secret"`
 }
 
 // Default returns the engine's defaults (Argo CD's namespace, a 30 s poll).
@@ -58,6 +64,14 @@ func (c Config) Validate() error {
 	}
 	if c.PruneProtectRatio <= 0 || c.PruneProtectRatio > 1 {
 		errs = append(errs, fmt.Errorf("gitops.prune-protect-ratio: %v is not in (0, 1]", c.PruneProtectRatio))
+	}
+	if c.WebhookListen != "" {
+		if _, _, err := net.SplitHostPort(c.WebhookListen); err != nil {
+			errs = append(errs, fmt.Errorf("gitops.webhook-listen: %q is not host:port", c.WebhookListen))
+		}
+		if len(c.WebhookSecret) < 16 {
+			errs = append(errs, errors.New("gitops.webhook-secret: required with gitops.webhook-listen, at least 16 characters"))
+		}
 	}
 	return errors.Join(errs...)
 }

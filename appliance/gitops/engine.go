@@ -92,6 +92,11 @@ type appState struct {
 	desired    map[objKey]*unstructured.Unstructured
 	syncing    bool
 	drifted    map[objKey]bool
+	// failure holds the conditions of the last attempt when it failed; a
+	// refresh of the last good state keeps reporting them until the next
+	// attempt (new revision or spec) succeeds.
+	failure        []condition
+	failureAttempt string
 }
 
 type healKey struct {
@@ -206,6 +211,12 @@ func (e *Engine) startWorkers(ctx context.Context) error {
 	})
 	factory.Start(rctx.Done())
 
+	if e.cfg.WebhookListen != "" {
+		if err := e.serveWebhook(rctx); err != nil {
+			cancel()
+			return err
+		}
+	}
 	e.wg.Add(4)
 	go func() { defer e.wg.Done(); e.work(rctx) }()
 	go func() { defer e.wg.Done(); e.work(rctx) }()
@@ -350,6 +361,16 @@ func (e *Engine) reconcile(ctx context.Context, name string) bool {
 	} else {
 		out = e.sync(ctx, app, st, operation, u)
 	}
+	e.mu.Lock()
+	if out.refreshed {
+		if len(st.failure) > 0 && st.failureAttempt == st.attempted {
+			out.conditions = append(out.conditions, st.failure...)
+			out.syncStatus = "OutOfSync"
+		}
+	} else {
+		st.failure, st.failureAttempt = out.conditions, out.attempt
+	}
+	e.mu.Unlock()
 	if err := e.writeStatus(ctx, u, out, operation); err != nil {
 		e.log.Error("writing Application status", "application", name, "err", err)
 		return true

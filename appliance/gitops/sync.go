@@ -35,6 +35,11 @@ type outcome struct {
 	started  time.Time
 	finished time.Time
 	retry    bool
+	// refreshed is set when nothing was attempted: health and drift of the
+	// last applied revision were only looked at again.
+	refreshed bool
+	// attempt is revision@generation once the revision was fetched.
+	attempt string
 }
 
 type condition struct {
@@ -109,27 +114,32 @@ func (e *Engine) sync(ctx context.Context, app *Application, st *appState, opera
 		out := failed(prev, "ComparisonError", fmt.Sprintf("building %s at %s: %v", src.Path, short(rev), err), false)
 		out.revision = rev
 		e.event(u, true, "ComparisonError", out.conditions[0].Message)
-		return out
+		return withAttempt(attempt, out)
 	}
 	objs := res.Objects
 	if e.rt.Decrypter != nil {
 		if objs, err = e.rt.Decrypter.Decrypt(ctx, objs); err != nil {
-			return failed(prev, "ComparisonError", fmt.Sprintf("decrypting: %v", err), false)
+			return withAttempt(attempt, failed(prev, "ComparisonError", fmt.Sprintf("decrypting: %v", err), false))
 		}
 	}
 	if err := e.normalize(app, objs); err != nil {
 		out := failed(prev, "ComparisonError", err.Error(), false)
 		out.revision = rev
-		return out
+		return withAttempt(attempt, out)
 	}
 	if !app.Automated() && !operation {
-		return e.compare(ctx, app, st, rev, objs, prev, string(res.SourceType))
+		return withAttempt(attempt, e.compare(ctx, app, st, rev, objs, prev, string(res.SourceType)))
 	}
 	out := e.apply(ctx, app, st, rev, objs, prev, u)
 	out.sourceType = string(res.SourceType)
 	out.started, out.finished = start, time.Now()
 	syncDuration.WithLabelValues(app.Name).Observe(out.finished.Sub(start).Seconds())
-	return out
+	return withAttempt(attempt, out)
+}
+
+func withAttempt(attempt string, o *outcome) *outcome {
+	o.attempt = attempt
+	return o
 }
 
 // normalize sets the destination namespace on namespaced objects without
@@ -430,7 +440,7 @@ func (e *Engine) refresh(ctx context.Context, app *Application, st *appState, re
 	e.mu.Unlock()
 	if desired == nil {
 		// The last attempt at this revision failed: keep its conditions.
-		out := &outcome{revision: rev, syncStatus: statusString(u, "sync", "status"), resources: prev, conditions: conditionsOf(u)}
+		out := &outcome{revision: rev, syncStatus: statusString(u, "sync", "status"), resources: prev, refreshed: true}
 		out.health = Health(statusString(u, "health", "status"))
 		return out
 	}
@@ -444,7 +454,7 @@ func (e *Engine) refresh(ctx context.Context, app *Application, st *appState, re
 			requiresPruning = append(requiresPruning, r)
 		}
 	}
-	out := &outcome{revision: applied, syncStatus: "Synced"}
+	out := &outcome{revision: applied, syncStatus: "Synced", refreshed: true}
 	if len(requiresPruning) > 0 && app.Prune() {
 		pruned, kept, _, err := e.pruneStep(ctx, app, objs, requiresPruning)
 		if err != nil {

@@ -90,6 +90,8 @@ var usage = map[string]string{
 	"gitops.applications-dir":      "directory of Application manifests applied at start",
 	"gitops.wave-timeout":          "how long a sync waits for a sync wave to become healthy",
 	"gitops.prune-protect-ratio":   "refuse to prune more than this fraction of an Application's objects at once",
+	"gitops.webhook-listen":        "address (host:port) of the push webhook, POST /api/webhook (GitHub, GitLab); empty: off",
+	"gitops.webhook-secret":        "shared secret of the webhook (GitHub's HMAC secret, GitLab's token)",
 }
 
 // configFlags returns --config and one flag per configuration key, bound to

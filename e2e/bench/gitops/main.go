@@ -1,0 +1,937 @@
+// Command gitops measures Fjord's GitOps engine against kubectl and, when
+// asked, Flux, on the same machine, and prints markdown tables.
+//
+// It starts `fjord server --disable-agent` itself and, on that one server:
+// applies N objects (50% ConfigMaps, 25% Services, 25% Deployments, the mix
+// and the objects of Flux's anchor, /work/shared/bench/flux/flux-bench.py)
+// with `kubectl apply --server-side` into a fresh namespace, then a no-op
+// re-apply, then deletes that namespace; generates a git repository (git CLI,
+// served as file://) with the same N objects and times an Argo CD Application
+// from `kubectl apply` to Synced at the commit with every object present; a
+// no-op `fjord sync`; a commit reaching the cluster with an immediate trigger
+// (the push webhook when the binary has one, else `fjord sync`) and by
+// polling; and `scale` drift on a Deployment until it is reverted. Then it
+// starts an identical server with --gitops.disable, does the same kubectl
+// work there and applies the same N objects with kubectl, so that the RSS
+// difference between the two processes is what the engine adds. With -flux it
+// finally runs Flux's flux-bench.sh against that second server (namespace of
+// the kubectl copy deleted first) and prints both side by side.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+const (
+	appName   = "bench"
+	appNS     = "argocd"
+	gitopsNS  = "bench-gitops"
+	kubectlNS = "bench-kubectl"
+	label     = "app.kubernetes.io/part-of=fjord-anchor"
+	poll      = 20 * time.Millisecond
+)
+
+var applicationGVR = schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "applications"}
+
+func main() {
+	bin := flag.String("bin", envOr("FJORD_BIN", "/tmp/fjord-bench-bin"), "fjord binary (a copy: the build may replace bin/fjord meanwhile)")
+	n := flag.Int("n", 1000, "objects in the repository")
+	noopRuns := flag.Int("noop-runs", 5, "no-op syncs and no-op kubectl applies (median)")
+	pushRuns := flag.Int("push-runs", 3, "commits per trigger kind (median)")
+	driftTries := flag.Int("drift-tries", 20, "scale drifts to revert")
+	pollInterval := flag.Duration("poll-interval", 10*time.Second, "--gitops.poll-interval of the measured server")
+	settle := flag.Duration("settle", 30*time.Second, "idle time before reading RSS")
+	flux := flag.String("flux", "", "flux-bench.sh to run against the --gitops.disable server (empty: skip Flux)")
+	flag.Parse()
+
+	b := &bench{bin: *bin, n: *n}
+	b.machine, b.loadStart = machine(), loadavg()
+	res, err := b.run(*noopRuns, *pushRuns, *driftTries, *pollInterval, *settle, *flux)
+	b.loadEnd = loadavg()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "gitops bench:", err)
+		os.Exit(1)
+	}
+	res.print(b)
+}
+
+type bench struct {
+	bin                         string
+	n                           int
+	machine, loadStart, loadEnd string
+}
+
+// results holds every measure in seconds (RSS in MiB); slices keep each run.
+type results struct {
+	n                    int
+	trigger              string // "webhook" or "fjord sync"
+	pollInterval         time.Duration
+	kubectlFirst         float64
+	kubectlNoop          []float64
+	kubectlFirstB        float64
+	kubectlNoopB         []float64
+	firstSync            float64
+	firstSyncLog         float64 // Application applied → "synced" log line
+	noopCLI, noopEngine  []float64
+	cliStart             float64
+	pushNow, pushPoll    []float64
+	drift                []float64
+	rssGitops, hwmGitops float64
+	rssPlain, hwmPlain   float64
+	flux                 map[string]float64
+	fluxOut              string
+	syncLines            []string
+}
+
+func (b *bench) run(noopRuns, pushRuns, driftTries int, pollInterval, settle time.Duration, fluxScript string) (*results, error) {
+	r := &results{n: b.n, pollInterval: pollInterval}
+	help, _ := exec.Command(b.bin, "server", "--help").CombinedOutput()
+	webhook := strings.Contains(string(help), "--gitops.webhook-listen")
+	r.trigger = "fjord sync"
+	if webhook {
+		r.trigger = "webhook"
+	}
+	work, err := os.MkdirTemp("/var/tmp", "fjord-gitops-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(work)
+	repo := &gitRepo{dir: filepath.Join(work, "repo")}
+	kubectlYAML := filepath.Join(work, "kubectl.yaml")
+	if err := os.WriteFile(kubectlYAML, []byte(namespaceDoc(kubectlNS)+"---\n"+allDocs(b.n, kubectlNS)), 0o644); err != nil {
+		return nil, err
+	}
+	gitopsYAML := filepath.Join(work, "gitops.yaml")
+	if err := os.WriteFile(gitopsYAML, []byte(namespaceDoc(gitopsNS)+"---\n"+allDocs(b.n, gitopsNS)), 0o644); err != nil {
+		return nil, err
+	}
+
+	// ---- server A: the engine on.
+	extra := []string{"--gitops.poll-interval", pollInterval.String()}
+	secret := "bench-webhook-secret-0123456789"
+	var hookURL string
+	if webhook {
+		addr := fmt.Sprintf("127.0.0.1:%d", freePort())
+		hookURL = "http://" + addr + "/api/webhook"
+		extra = append(extra, "--gitops.webhook-listen", addr, "--gitops.webhook-secret", secret)
+	}
+	a, err := startServer(b.bin, true, extra...)
+	if err != nil {
+		return nil, err
+	}
+	defer a.stop()
+	step("server A (GitOps on, trigger %s) ready; load %s", r.trigger, loadavg())
+
+	if r.kubectlFirst, r.kubectlNoop, err = a.kubectlPhase(kubectlYAML, b.n, noopRuns); err != nil {
+		return nil, err
+	}
+	if err := repo.init(b.n); err != nil {
+		return nil, err
+	}
+
+	// First sync: `kubectl apply` of the Application → Synced at HEAD with every object.
+	appFile := filepath.Join(work, "app.yaml")
+	os.WriteFile(appFile, []byte(application(repo.url())), 0o644)
+	head := repo.head()
+	logMark := a.logSize()
+	t0 := time.Now()
+	if out, err := a.kubectl("apply", "-f", appFile); err != nil {
+		return nil, fmt.Errorf("applying the Application: %v: %s", err, out)
+	}
+	if err := a.waitFor(15*time.Minute, "first sync", func(ctx context.Context) bool {
+		return a.appSynced(ctx, head) && a.countAll(ctx, gitopsNS) == b.n
+	}); err != nil {
+		return nil, err
+	}
+	r.firstSync = time.Since(t0).Seconds()
+	if ts := a.logTimes(logMark, `msg=synced`); len(ts) > 0 {
+		r.firstSyncLog = ts[0].Sub(t0).Seconds()
+	}
+	step("first sync of %d objects: %.2fs (log line 'synced' after %.2fs)", b.n, r.firstSync, r.firstSyncLog)
+
+	// No-op resync, through the CLI (what an operator types) and through the
+	// operation field directly (the engine's own time, without process start
+	// and the CLI's 200 ms poll).
+	t0 = time.Now()
+	exec.Command(b.bin, "--version").Run()
+	r.cliStart = time.Since(t0).Seconds()
+	for i := range noopRuns {
+		// operationState.finishedAt has second resolution and `fjord sync`
+		// compares it to tell a new result from the old one: keep syncs in
+		// different seconds.
+		time.Sleep(1100 * time.Millisecond)
+		t0 := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		out, err := exec.CommandContext(ctx, b.bin, "sync", "--data-dir", a.dir, "--timeout", "50s", appName).CombinedOutput()
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("fjord sync (no-op) %d: %v: %s", i+1, err, out)
+		}
+		r.noopCLI = append(r.noopCLI, time.Since(t0).Seconds())
+		time.Sleep(1100 * time.Millisecond)
+		d, err := a.operate()
+		if err != nil {
+			return nil, fmt.Errorf("no-op operation %d: %w", i+1, err)
+		}
+		r.noopEngine = append(r.noopEngine, d)
+		step("no-op sync %d: fjord sync %.2fs, operation field %.2fs", i+1, r.noopCLI[i], d)
+	}
+
+	// Push → applied, with the immediate trigger and by polling.
+	for i := range pushRuns {
+		time.Sleep(time.Second)
+		val := fmt.Sprintf("now-%d", i)
+		rev, err := repo.setCM0(b.n, val)
+		if err != nil {
+			return nil, err
+		}
+		t0 := time.Now()
+		var cli *exec.Cmd
+		if webhook {
+			if err := postWebhook(hookURL, secret, repo.url()); err != nil {
+				return nil, err
+			}
+		} else {
+			cli = exec.Command(b.bin, "sync", "--data-dir", a.dir, "--timeout", "50s", appName)
+			if err := cli.Start(); err != nil {
+				return nil, err
+			}
+		}
+		err = a.waitFor(time.Minute, "cm-00000="+val, func(ctx context.Context) bool { return a.cm0(ctx) == val })
+		d := time.Since(t0).Seconds()
+		if cli != nil {
+			cli.Wait()
+		}
+		if err != nil {
+			return nil, err
+		}
+		r.pushNow = append(r.pushNow, d)
+		step("push %s → applied (%s): %.2fs", short(rev), r.trigger, d)
+	}
+	for i := range pushRuns {
+		time.Sleep(time.Second)
+		val := fmt.Sprintf("poll-%d", i)
+		rev, err := repo.setCM0(b.n, val)
+		if err != nil {
+			return nil, err
+		}
+		t0 := time.Now()
+		if err := a.waitFor(pollInterval*3+time.Minute, "cm-00000="+val, func(ctx context.Context) bool { return a.cm0(ctx) == val }); err != nil {
+			return nil, err
+		}
+		r.pushPoll = append(r.pushPoll, time.Since(t0).Seconds())
+		step("push %s → applied (polling %s): %.2fs", short(rev), pollInterval, r.pushPoll[i])
+	}
+
+	// Drift: scale dep-00000 1 → 3, time until spec.replicas is 1 again.
+	for i := range driftTries {
+		time.Sleep(300 * time.Millisecond)
+		d, err := a.drift()
+		if err != nil {
+			return nil, fmt.Errorf("drift try %d: %w", i+1, err)
+		}
+		r.drift = append(r.drift, d)
+	}
+	step("drift reverted, %d tries: p50 %.3fs p95 %.3fs max %.3fs", driftTries, pct(r.drift, 50), pct(r.drift, 95), slices.Max(r.drift))
+
+	r.syncLines = a.logLines(0, `msg=synced`)
+	time.Sleep(settle)
+	r.rssGitops, r.hwmGitops = memMiB(a.cmd.Process.Pid)
+	step("server A RSS %.0f MiB (peak %.0f) with %d objects under management", r.rssGitops, r.hwmGitops, b.n)
+	a.stop()
+
+	// ---- server B: the same without the engine.
+	s, err := startServer(b.bin, false, "--gitops.disable")
+	if err != nil {
+		return nil, err
+	}
+	defer s.stop()
+	step("server B (--gitops.disable) ready; load %s", loadavg())
+	if r.kubectlFirstB, r.kubectlNoopB, err = s.kubectlPhase(kubectlYAML, b.n, noopRuns); err != nil {
+		return nil, err
+	}
+	if out, err := s.kubectl("apply", "--server-side", "-f", gitopsYAML); err != nil {
+		return nil, fmt.Errorf("kubectl apply on B: %v: %s", err, out)
+	}
+	time.Sleep(settle)
+	r.rssPlain, r.hwmPlain = memMiB(s.cmd.Process.Pid)
+	step("server B RSS %.0f MiB (peak %.0f) with the same %d objects applied by kubectl", r.rssPlain, r.hwmPlain, b.n)
+
+	if fluxScript != "" {
+		if err := s.deleteNamespace(gitopsNS); err != nil {
+			return nil, err
+		}
+		step("running %s on server B; load %s", fluxScript, loadavg())
+		cmd := exec.Command(fluxScript, s.kubeconfig, strconv.Itoa(b.n))
+		cmd.Env = append(os.Environ(), "APISERVER_PID="+strconv.Itoa(s.cmd.Process.Pid))
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		err := cmd.Run()
+		r.fluxOut = out.String()
+		fmt.Fprint(os.Stderr, r.fluxOut)
+		if err != nil {
+			return nil, fmt.Errorf("flux-bench.sh: %w", err)
+		}
+		r.flux = parseFlux(r.fluxOut)
+	}
+	return r, nil
+}
+
+// ---------------------------------------------------------------- server
+
+type server struct {
+	dir, kubeconfig, logPath string
+	cmd                      *exec.Cmd
+	exited                   chan struct{}
+	kube                     kubernetes.Interface
+	dyn                      dynamic.Interface
+	meta                     metadata.Interface
+}
+
+// startServer starts `fjord server --disable-agent` on free ports in a new
+// data dir and waits until it logged that every component is ready (and,
+// with GitOps on, the Application CRD and namespace exist).
+func startServer(bin string, gitops bool, extra ...string) (*server, error) {
+	dir, err := os.MkdirTemp("/var/tmp", "fjord-gitops-bench-srv-")
+	if err != nil {
+		return nil, err
+	}
+	s := &server{dir: dir, kubeconfig: filepath.Join(dir, "kubeconfig.yaml"), logPath: filepath.Join(dir, "fjord.log"), exited: make(chan struct{})}
+	os.WriteFile(filepath.Join(dir, "none.yaml"), nil, 0o600)
+	args := append([]string{"server", "--disable-agent", "--data-dir", dir, "--fsync-gate=off",
+		"--https-listen-port", strconv.Itoa(freePort()), "--etcd-client-port", strconv.Itoa(freePort()),
+		"--etcd-peer-port", strconv.Itoa(freePort()), "--kube-controller-manager-port=0", "--kube-scheduler-port=0",
+		"--config", filepath.Join(dir, "none.yaml")}, extra...)
+	log, err := os.Create(s.logPath)
+	if err != nil {
+		return nil, err
+	}
+	s.cmd = exec.Command(bin, args...)
+	s.cmd.Stdout, s.cmd.Stderr = log, log
+	if err := s.cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() { s.cmd.Wait(); log.Close(); close(s.exited) }()
+	deadline := time.Now().Add(3 * time.Minute)
+	for !strings.Contains(s.readLog(0), `msg="fjord is ready"`) {
+		select {
+		case <-s.exited:
+			return nil, fmt.Errorf("fjord exited before it was ready:\n%s", tail(s.readLog(0), 3000))
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			s.stop()
+			return nil, fmt.Errorf("fjord not ready after 3m:\n%s", tail(s.readLog(0), 3000))
+		}
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", s.kubeconfig)
+	if err != nil {
+		s.stop()
+		return nil, err
+	}
+	cfg.QPS, cfg.Burst = 200, 400
+	s.kube, _ = kubernetes.NewForConfig(cfg)
+	s.dyn, _ = dynamic.NewForConfig(cfg)
+	s.meta, _ = metadata.NewForConfig(cfg)
+	if gitops {
+		err = s.waitFor(time.Minute, "Application CRD and namespace", func(ctx context.Context) bool {
+			_, err1 := s.dyn.Resource(applicationGVR).Namespace(appNS).List(ctx, metav1.ListOptions{Limit: 1})
+			_, err2 := s.kube.CoreV1().Namespaces().Get(ctx, appNS, metav1.GetOptions{})
+			return err1 == nil && err2 == nil
+		})
+	}
+	// kubectl's discovery cache is warmed here, not inside a measure.
+	if out, kerr := s.kubectl("api-resources"); kerr != nil && err == nil {
+		err = fmt.Errorf("kubectl api-resources: %v: %s", kerr, out)
+	}
+	if err != nil {
+		s.stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+// stop ends the server (SIGTERM, then SIGKILL after 60 s) and removes its
+// data dir; it may be called more than once.
+func (s *server) stop() {
+	if s.cmd.Process != nil {
+		s.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-s.exited:
+		case <-time.After(60 * time.Second):
+			s.cmd.Process.Kill()
+			<-s.exited
+		}
+	}
+	os.RemoveAll(s.dir)
+}
+
+func (s *server) kubectl(args ...string) (string, error) {
+	out, err := exec.Command("kubectl", append([]string{"--kubeconfig", s.kubeconfig, "--request-timeout=120s"}, args...)...).CombinedOutput()
+	return string(out), err
+}
+
+func (s *server) readLog(from int64) string {
+	data, _ := os.ReadFile(s.logPath)
+	if from > int64(len(data)) {
+		return ""
+	}
+	return string(data[from:])
+}
+
+func (s *server) logSize() int64 {
+	fi, err := os.Stat(s.logPath)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+func (s *server) logLines(from int64, substr string) []string {
+	var out []string
+	for _, l := range strings.Split(s.readLog(from), "\n") {
+		if strings.Contains(l, substr) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// logTimes returns the time= of every log line after from containing substr.
+func (s *server) logTimes(from int64, substr string) []time.Time {
+	var out []time.Time
+	for _, l := range s.logLines(from, substr) {
+		for _, f := range strings.Fields(l) {
+			if v, ok := strings.CutPrefix(f, "time="); ok {
+				if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+					out = append(out, t)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// waitFor polls ok every 20 ms until it holds or timeout passes.
+func (s *server) waitFor(timeout time.Duration, what string, ok func(context.Context) bool) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		done := ok(ctx)
+		cancel()
+		if done {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s: not reached in %s", what, timeout)
+		}
+		select {
+		case <-s.exited:
+			return fmt.Errorf("%s: fjord exited:\n%s", what, tail(s.readLog(0), 3000))
+		case <-time.After(poll):
+		}
+	}
+}
+
+// countAll counts the labelled ConfigMaps, Services and Deployments in ns.
+func (s *server) countAll(ctx context.Context, ns string) int {
+	total := 0
+	for _, gvr := range []schema.GroupVersionResource{{Version: "v1", Resource: "configmaps"}, {Version: "v1", Resource: "services"}, {Group: "apps", Version: "v1", Resource: "deployments"}} {
+		l, err := s.meta.Resource(gvr).Namespace(ns).List(ctx, metav1.ListOptions{LabelSelector: label})
+		if err != nil {
+			return -1
+		}
+		total += len(l.Items)
+	}
+	return total
+}
+
+func (s *server) app(ctx context.Context) *unstructured.Unstructured {
+	u, err := s.dyn.Resource(applicationGVR).Namespace(appNS).Get(ctx, appName, metav1.GetOptions{})
+	if err != nil {
+		return nil
+	}
+	return u
+}
+
+func (s *server) appSynced(ctx context.Context, rev string) bool {
+	u := s.app(ctx)
+	if u == nil {
+		return false
+	}
+	st, _, _ := unstructured.NestedString(u.Object, "status", "sync", "status")
+	got, _, _ := unstructured.NestedString(u.Object, "status", "sync", "revision")
+	phase, _, _ := unstructured.NestedString(u.Object, "status", "operationState", "phase")
+	return st == "Synced" && got == rev && phase == "Succeeded"
+}
+
+// operate requests a sync through the operation field, as `fjord sync` does,
+// and returns the seconds until the engine cleared the field and wrote a
+// Succeeded operationState: the engine's time without the CLI around it.
+func (s *server) operate() (float64, error) {
+	ctx := context.Background()
+	res := s.dyn.Resource(applicationGVR).Namespace(appNS)
+	before := s.app(ctx)
+	if before == nil {
+		return 0, errors.New("application not found")
+	}
+	prevRV := before.GetResourceVersion()
+	patch := []byte(`{"operation":{"initiatedBy":{"username":"bench"},"sync":{"revision":""}}}`)
+	t0 := time.Now()
+	if _, err := res.Patch(ctx, appName, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "bench"}); err != nil {
+		return 0, err
+	}
+	err := s.waitFor(time.Minute, "operation done", func(ctx context.Context) bool {
+		u := s.app(ctx)
+		if u == nil || u.GetResourceVersion() == prevRV {
+			return false
+		}
+		_, pending := u.Object["operation"]
+		phase, _, _ := unstructured.NestedString(u.Object, "status", "operationState", "phase")
+		return !pending && phase == "Succeeded"
+	})
+	return time.Since(t0).Seconds(), err
+}
+
+func (s *server) cm0(ctx context.Context) string {
+	cm, err := s.kube.CoreV1().ConfigMaps(gitopsNS).Get(ctx, "cm-00000", metav1.GetOptions{})
+	if err != nil {
+		return ""
+	}
+	return cm.Data["value"]
+}
+
+// drift scales dep-00000 to 3 through the scale subresource (what `kubectl
+// scale` does) and returns the seconds from the request until a watch,
+// opened before it, delivers spec.replicas back at 1.
+func (s *server) drift() (float64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	deps := s.kube.AppsV1().Deployments(gitopsNS)
+	cur, err := deps.Get(ctx, "dep-00000", metav1.GetOptions{})
+	if err != nil {
+		return 0, err
+	}
+	if cur.Spec.Replicas == nil || *cur.Spec.Replicas != 1 {
+		return 0, fmt.Errorf("dep-00000 has %v replicas before the drift", cur.Spec.Replicas)
+	}
+	w, err := deps.Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=dep-00000", ResourceVersion: cur.ResourceVersion})
+	if err != nil {
+		return 0, err
+	}
+	defer w.Stop()
+	t0 := time.Now()
+	if _, err := deps.Patch(ctx, "dep-00000", types.MergePatchType, []byte(`{"spec":{"replicas":3}}`), metav1.PatchOptions{FieldManager: "kubectl-scale"}, "scale"); err != nil {
+		return 0, err
+	}
+	scaled := false
+	for ev := range w.ResultChan() {
+		d, ok := ev.Object.(*appsv1.Deployment)
+		if !ok || d.Spec.Replicas == nil {
+			continue
+		}
+		reps := *d.Spec.Replicas
+		if reps == 3 {
+			scaled = true
+		}
+		if scaled && reps == 1 {
+			return time.Since(t0).Seconds(), nil
+		}
+	}
+	return 0, errors.New("watch ended before the drift was reverted")
+}
+
+// kubectlPhase applies file (a Namespace and n objects in it) with
+// `kubectl apply --server-side` into the fresh namespace, re-applies it
+// noop times unchanged, and deletes the namespace again.
+func (s *server) kubectlPhase(file string, n, noop int) (first float64, noops []float64, err error) {
+	t0 := time.Now()
+	if out, err := s.kubectl("apply", "--server-side", "-f", file); err != nil {
+		return 0, nil, fmt.Errorf("kubectl apply: %v: %s", err, tail(out, 2000))
+	}
+	first = time.Since(t0).Seconds()
+	if c := s.countAll(context.Background(), kubectlNS); c != n {
+		return 0, nil, fmt.Errorf("kubectl apply left %d of %d objects", c, n)
+	}
+	step("kubectl apply --server-side of %d objects into a fresh namespace: %.2fs", n, first)
+	for range noop {
+		t0 := time.Now()
+		if out, err := s.kubectl("apply", "--server-side", "-f", file); err != nil {
+			return 0, nil, fmt.Errorf("kubectl apply (no-op): %v: %s", err, tail(out, 2000))
+		}
+		noops = append(noops, time.Since(t0).Seconds())
+	}
+	step("kubectl apply --server-side no-op: %s", fmtList(noops))
+	return first, noops, s.deleteNamespace(kubectlNS)
+}
+
+func (s *server) deleteNamespace(ns string) error {
+	ctx := context.Background()
+	if err := s.kube.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return err
+	}
+	return s.waitFor(5*time.Minute, "namespace "+ns+" gone", func(ctx context.Context) bool {
+		_, err := s.kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+		return apierrors.IsNotFound(err)
+	})
+}
+
+func postWebhook(url, secret, repoURL string) error {
+	body, _ := json.Marshal(map[string]any{"project": map[string]any{"git_http_url": repoURL}})
+	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Gitlab-Event", "Push Hook")
+	req.Header.Set("X-Gitlab-Token", secret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("webhook: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("webhook: %s", resp.Status)
+	}
+	return nil
+}
+
+// ---------------------------------------------------------------- git + objects
+
+type gitRepo struct{ dir string }
+
+func (r *gitRepo) git(args ...string) (string, error) {
+	cmd := exec.Command("git", append([]string{"-c", "user.name=bench", "-c", "user.email=bench@fjord.dev"}, args...)...)
+	cmd.Dir = r.dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("git %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+func (r *gitRepo) url() string { return "file://" + r.dir }
+
+func (r *gitRepo) head() string { h, _ := r.git("rev-parse", "HEAD"); return h }
+
+// init writes the repository of Flux's anchor under bench/: one file per
+// kind and a kustomization.yaml listing them.
+func (r *gitRepo) init(n int) error {
+	if err := os.MkdirAll(filepath.Join(r.dir, "bench"), 0o755); err != nil {
+		return err
+	}
+	if _, err := r.git("init", "-q", "-b", "main"); err != nil {
+		return err
+	}
+	cms, svcs, deps := split(n)
+	files := map[string]string{
+		"configmaps.yaml":    configMaps(cms, gitopsNS, "v1"),
+		"services.yaml":      services(svcs, gitopsNS),
+		"deployments.yaml":   deployments(deps, gitopsNS),
+		"kustomization.yaml": "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [configmaps.yaml, services.yaml, deployments.yaml]\n",
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(r.dir, "bench", name), []byte(content), 0o644); err != nil {
+			return err
+		}
+	}
+	return r.commit(fmt.Sprintf("bench: %d objects", n))
+}
+
+func (r *gitRepo) commit(msg string) error {
+	if _, err := r.git("add", "-A"); err != nil {
+		return err
+	}
+	_, err := r.git("commit", "-q", "-m", msg)
+	return err
+}
+
+// setCM0 commits a new value of cm-00000 and returns the commit.
+func (r *gitRepo) setCM0(n int, value string) (string, error) {
+	cms, _, _ := split(n)
+	if err := os.WriteFile(filepath.Join(r.dir, "bench", "configmaps.yaml"), []byte(configMaps(cms, gitopsNS, value)), 0o644); err != nil {
+		return "", err
+	}
+	if err := r.commit("bench: cm-00000=" + value); err != nil {
+		return "", err
+	}
+	return r.head(), nil
+}
+
+// split is flux-bench.py's mix: 50% ConfigMaps, 25% Services, the rest Deployments.
+func split(n int) (cms, svcs, deps int) { return n / 2, n / 4, n - n/2 - n/4 }
+
+func namespaceDoc(ns string) string {
+	return fmt.Sprintf("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: %s\n", ns)
+}
+
+func configMaps(n int, ns, cm0 string) string {
+	docs := make([]string, n)
+	for i := range n {
+		v := "v1"
+		if i == 0 {
+			v = cm0
+		}
+		docs[i] = fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-%05d\n  namespace: %s\n"+
+			"  labels: {app.kubernetes.io/part-of: fjord-anchor}\n"+
+			"data:\n  index: \"%d\"\n  value: \"%s\"\n  payload: \"%s\"\n", i, ns, i, v, strings.Repeat("x", 64))
+	}
+	return strings.Join(docs, "---\n")
+}
+
+func services(n int, ns string) string {
+	docs := make([]string, n)
+	for i := range n {
+		docs[i] = fmt.Sprintf("apiVersion: v1\nkind: Service\nmetadata:\n  name: svc-%05d\n  namespace: %s\n"+
+			"  labels: {app.kubernetes.io/part-of: fjord-anchor}\n"+
+			"spec:\n  selector: {app: dep-%05d}\n  ports:\n  - {name: http, port: 80, targetPort: 8080}\n", i, ns, i)
+	}
+	return strings.Join(docs, "---\n")
+}
+
+// deployments are Flux's: one replica. No node runs pods here
+// (--disable-agent), so each stays Progressing with one Pending pod.
+func deployments(n int, ns string) string {
+	docs := make([]string, n)
+	for i := range n {
+		docs[i] = fmt.Sprintf("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: dep-%05d\n  namespace: %s\n"+
+			"  labels: {app.kubernetes.io/part-of: fjord-anchor}\n"+
+			"spec:\n  replicas: 1\n  selector: {matchLabels: {app: dep-%05d}}\n"+
+			"  template:\n    metadata: {labels: {app: dep-%05d}}\n"+
+			"    spec:\n      containers:\n      - {name: app, image: registry.k8s.io/pause:3.10}\n", i, ns, i, i)
+	}
+	return strings.Join(docs, "---\n")
+}
+
+func allDocs(n int, ns string) string {
+	cms, svcs, deps := split(n)
+	return configMaps(cms, ns, "v1") + "---\n" + services(svcs, ns) + "---\n" + deployments(deps, ns)
+}
+
+func application(repoURL string) string {
+	return fmt.Sprintf(`apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: %s
+  namespace: %s
+spec:
+  project: default
+  source:
+    repoURL: '%s'
+    targetRevision: main
+    path: bench
+  destination:
+    server: 'https://kubernetes.default.svc'
+    namespace: %s
+  syncPolicy:
+    automated:
+      prune: true
+      selfHeal: true
+    syncOptions:
+      - CreateNamespace=true
+`, appName, appNS, repoURL, gitopsNS)
+}
+
+// ---------------------------------------------------------------- output
+
+func (r *results) print(b *bench) {
+	fmt.Printf("\nN=%d (%d ConfigMaps, %d Services, %d Deployments with 1 replica); immediate trigger: %s; poll interval %s\n\n",
+		r.n, r.n/2, r.n/4, r.n-r.n/2-r.n/4, r.trigger, r.pollInterval)
+	fmt.Println("| measure | Fjord | kubectl apply --server-side | Fjord ÷ kubectl |")
+	fmt.Println("|---|---|---|---|")
+	fmt.Printf("| first apply of N objects (fresh namespace) | %.2f s | %.2f s (server B: %.2f s) | %s |\n", r.firstSync, r.kubectlFirst, r.kubectlFirstB, ratio(r.firstSync, r.kubectlFirst))
+	fmt.Printf("| no-op resync, `fjord sync` wall time (median of %d) | %.2f s (%s) | %.2f s (%s; server B median %.2f s) | %s |\n", len(r.noopCLI), median(r.noopCLI), fmtList(r.noopCLI), median(r.kubectlNoop), fmtList(r.kubectlNoop), median(r.kubectlNoopB), ratio(median(r.noopCLI), median(r.kubectlNoop)))
+	fmt.Printf("| no-op resync, operation field → Succeeded (median of %d) | %.2f s (%s) | | %s |\n", len(r.noopEngine), median(r.noopEngine), fmtList(r.noopEngine), ratio(median(r.noopEngine), median(r.kubectlNoop)))
+	fmt.Printf("\nFirst sync: Application applied → log line `synced` after %.2f s; `fjord --version` process start %.2f s.\n\n", r.firstSyncLog, r.cliStart)
+	fmt.Println("| measure | Fjord | goal |")
+	fmt.Println("|---|---|---|")
+	fmt.Printf("| push → applied, %s (median of %d) | %.2f s (%s) | |\n", r.trigger, len(r.pushNow), median(r.pushNow), fmtList(r.pushNow))
+	fmt.Printf("| push → applied, polling every %s (median of %d) | %.2f s (%s) | ≤ %.0f s |\n", r.pollInterval, len(r.pushPoll), median(r.pushPoll), fmtList(r.pushPoll), r.pollInterval.Seconds()+1)
+	fmt.Printf("| `scale` drift → reverted (%d tries) | p50 %.3f s, p95 %.3f s, max %.3f s | p95 ≤ 1 s |\n", len(r.drift), pct(r.drift, 50), pct(r.drift, 95), slices.Max(r.drift))
+	fmt.Printf("| RSS with N objects, engine on (server A) | %.0f MiB (peak %.0f) | |\n", r.rssGitops, r.hwmGitops)
+	fmt.Printf("| RSS with N objects by kubectl, --gitops.disable (server B) | %.0f MiB (peak %.0f) | |\n", r.rssPlain, r.hwmPlain)
+	fmt.Printf("| RSS the engine adds (A − B) | %.0f MiB | |\n", r.rssGitops-r.rssPlain)
+	if r.flux != nil {
+		f := r.flux
+		fmt.Println("\n| measure | Fjord | Flux v1.9.6 (source- + kustomize-controller) | Flux ÷ Fjord |")
+		fmt.Println("|---|---|---|---|")
+		fmt.Printf("| first sync of N objects | %.2f s | %.2f s (GitRepository %.2f s + Kustomization %.2f s) | %s |\n", r.firstSync, f["a0"]+f["a"], f["a0"], f["a"], ratio(f["a0"]+f["a"], r.firstSync))
+		fmt.Printf("| no-op reconcile (engine, median) | %.2f s | %.2f s | %s |\n", median(r.noopEngine), f["b"], ratio(f["b"], median(r.noopEngine)))
+		fmt.Printf("| push → applied, immediate trigger | %.2f s (%s) | %.2f s (source requestedAt) | %s |\n", median(r.pushNow), r.trigger, f["c2"], ratio(f["c2"], median(r.pushNow)))
+		fmt.Printf("| push → applied, polling %s | %.2f s | %.2f s | |\n", r.pollInterval, median(r.pushPoll), f["c"])
+		fmt.Printf("| drift reverted | p50 %.3f s (watch) | %.2f s (Kustomization interval 1m) | |\n", pct(r.drift, 50), f["d"])
+		fmt.Printf("| RSS of the GitOps part | %.0f MiB (added by the engine) | %.0f MiB (%.0f + %.0f) | |\n", r.rssGitops-r.rssPlain, f["sc_rss"]+f["kc_rss"], f["sc_rss"], f["kc_rss"])
+		fmt.Printf("| RSS of everything | %.0f MiB (one process) | %.0f MiB (Fjord --gitops.disable %.0f + controllers) | |\n", r.rssGitops, f["api_rss"]+f["sc_rss"]+f["kc_rss"], f["api_rss"])
+	}
+	fmt.Printf("\nMachine: %s. Load average (1 5 15 min) at start %s, at end %s.\n", b.machine, b.loadStart, b.loadEnd)
+	fmt.Println("\nEngine log, `synced` lines:")
+	for _, l := range r.syncLines {
+		fmt.Println("    " + l)
+	}
+}
+
+// parseFlux reads flux-bench's SUMMARY line (and the API server RSS line).
+func parseFlux(out string) map[string]float64 {
+	m := map[string]float64{}
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		line := sc.Text()
+		if rest, ok := strings.CutPrefix(line, "SUMMARY flux "); ok {
+			for _, f := range strings.Fields(rest) {
+				k, v, _ := strings.Cut(f, "=")
+				v = strings.TrimSuffix(strings.TrimSuffix(v, "MiB"), "s")
+				if x, err := strconv.ParseFloat(v, 64); err == nil {
+					m[k] = x
+				}
+			}
+		}
+		if strings.Contains(line, "API server process RSS") {
+			for _, f := range strings.Fields(line) {
+				if x, err := strconv.ParseFloat(f, 64); err == nil {
+					m["api_rss"] = x
+					break
+				}
+			}
+		}
+	}
+	return m
+}
+
+// ---------------------------------------------------------------- helpers
+
+func step(format string, a ...any) {
+	fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, a...)...)
+}
+
+func ratio(a, b float64) string {
+	if a == 0 || b == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f×", b/a)
+}
+
+func fmtList(xs []float64) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = fmt.Sprintf("%.2f", x)
+	}
+	return strings.Join(s, ", ")
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// pct is the nearest-rank percentile.
+func pct(xs []float64, p float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	i := int(math.Ceil(p/100*float64(len(s)))) - 1
+	return s[max(i, 0)]
+}
+
+func short(rev string) string {
+	if len(rev) > 8 {
+		return rev[:8]
+	}
+	return rev
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func freePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// memMiB returns VmRSS and VmHWM of pid.
+func memMiB(pid int) (rss, hwm float64) {
+	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, line := range strings.Split(string(data), "\n") {
+		k, v, _ := strings.Cut(line, ":")
+		kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+		switch k {
+		case "VmRSS":
+			rss = kb / 1024
+		case "VmHWM":
+			hwm = kb / 1024
+		}
+	}
+	return rss, hwm
+}
+
+func loadavg() string {
+	data, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(data))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func machine() string {
+	model := "unknown CPU"
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if v, ok := strings.CutPrefix(line, "model name"); ok {
+				model = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	return fmt.Sprintf("%d cores (%s), Linux %s, %s", runtime.NumCPU(), model, strings.TrimSpace(string(kernel)), runtime.Version())
+}

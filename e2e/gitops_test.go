@@ -369,7 +369,7 @@ func TestGitOpsBadInputKeepsTheLastGoodState(t *testing.T) {
 		files map[string]string
 		wants []string
 	}{
-		{"invalid YAML names the file", map[string]string{"apps/base/service.yaml": "apiVersion: v1\nkind: Service\nmetadata:\n  name: app\n spec: [\n"}, []string{"ComparisonError", "apps/base/service.yaml"}},
+		{"invalid YAML names the file", map[string]string{"apps/base/service.yaml": "apiVersion: v1\nkind: Service\nmetadata:\n  name: app\n spec: [\n"}, []string{"ComparisonError", "apps/base", "service.yaml", "line 4"}},
 		{"a broken kustomization is reported", map[string]string{"apps/base/kustomization.yaml": "resources:\n- deployment.yaml\n- missing.yaml\n"}, []string{"ComparisonError", "missing.yaml"}},
 		{"an unknown kind is reported", map[string]string{"apps/base/extra.yaml": "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\n", "apps/base/kustomization.yaml": "resources:\n- deployment.yaml\n- service.yaml\n- extra.yaml\n"}, []string{"Widget", "unknown kind"}},
 		{"an object in a missing namespace applies nothing", map[string]string{

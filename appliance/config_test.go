@@ -105,10 +105,15 @@ func TestLoadConfigErrorsNameFileAndKey(t *testing.T) {
 	})
 	t.Run("nested keys are flattened with dots", func(t *testing.T) {
 		path := filepath.Join(dir, "nested.yaml")
-		writeFile(t, path, "gitops:\n  poll-interval: 1m\n")
+		writeFile(t, path, "gitops:\n  poll-interval: 1m\n  pol-interval: 2m\n")
 		_, err := LoadConfig(path, true, nil)
-		if err == nil || !strings.Contains(err.Error(), `unknown key "gitops.poll-interval"`) {
+		if err == nil || !strings.Contains(err.Error(), `unknown key "gitops.pol-interval"`) {
 			t.Fatalf("got %v", err)
+		}
+		writeFile(t, path, "gitops:\n  poll-interval: 1m\n")
+		cfg, err := LoadConfig(path, true, nil)
+		if err != nil || cfg.GitOps.PollInterval != time.Minute {
+			t.Fatalf("got %v, %s", err, cfg.GitOps.PollInterval)
 		}
 	})
 }

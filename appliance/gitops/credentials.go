@@ -3,6 +3,7 @@ package gitops
 import (
 	"context"
 	"fmt"
+	neturl "net/url"
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -15,6 +16,7 @@ const (
 	labelSecretType     = "argocd.argoproj.io/secret-type"
 	knownHostsConfigMap = "argocd-ssh-known-hosts-cm"
 	knownHostsKey       = "ssh_known_hosts"
+	tlsCertsConfigMap   = "argocd-tls-certs-cm"
 )
 
 // repository returns url with the credentials Argo CD users store: a Secret
@@ -55,6 +57,16 @@ func (e *Engine) repository(ctx context.Context, url string) (source.Repository,
 		repo.Auth.SSHPrivateKey = best["sshPrivateKey"]
 		repo.Auth.InsecureSkipHostKey = string(best["insecure"]) == "true" && isSSH(url)
 		repo.Auth.InsecureSkipTLSVerify = string(best["insecure"]) == "true" && !isSSH(url)
+	}
+	if !isSSH(url) {
+		// Argo CD keeps extra CAs per server name in argocd-tls-certs-cm.
+		if u, err := neturl.Parse(url); err == nil && u.Hostname() != "" {
+			if cm, err := e.kube.CoreV1().ConfigMaps(e.cfg.Namespace).Get(ctx, tlsCertsConfigMap, metav1.GetOptions{}); err == nil {
+				if pem := cm.Data[u.Hostname()]; pem != "" {
+					repo.Auth.CABundle = []byte(pem)
+				}
+			}
+		}
 	}
 	if isSSH(url) {
 		cm, err := e.kube.CoreV1().ConfigMaps(e.cfg.Namespace).Get(ctx, knownHostsConfigMap, metav1.GetOptions{})

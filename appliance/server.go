@@ -63,6 +63,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, hooks Hooks) error {
 		if err != nil {
 			return err
 		}
+		recordFsyncGate(res)
 		status(res.Summary())
 	}
 

@@ -124,6 +124,8 @@ func TestFsyncGate(t *testing.T) {
 		s.start()
 		s.waitReady(2 * time.Minute)
 		mustContain(t, s.out.String(), "level=WARN", "fsync")
+		metrics := s.mustKubectl("get", "--raw", "/metrics")
+		mustContain(t, metrics, `fjord_fsync_gate_verdict{verdict="fail"} 1`, "fjord_fsync_gate_p99_seconds")
 	})
 }
 

@@ -20,6 +20,14 @@ func configMap(name string, annotations ...string) string {
 	return "apiVersion: v1\nkind: ConfigMap\n" + meta + "data: {k: v}\n"
 }
 
+// applied is synced without the Synced status: what left Git with
+// Prune=false keeps an Application OutOfSync.
+func applied(rev string) func(appStatus) bool {
+	return func(a appStatus) bool {
+		return a.Sync.Revision == rev && a.OperationState.Phase == "Succeeded" && a.condition() == ""
+	}
+}
+
 func TestGitOpsPruneRulesWavesEventsAndMetrics(t *testing.T) {
 	s := startGitOpsServer(t)
 	files := map[string]string{}
@@ -60,12 +68,13 @@ func TestGitOpsPruneRulesWavesEventsAndMetrics(t *testing.T) {
 		t.Logf("reported: %s", st.OperationState.Message)
 		s.mustKubectl("get", "cm", "cm0", "-n", "payments")
 		repo.git("revert", "--no-edit", "HEAD")
-		s.waitApp(t, "rules", "synced again", 30*time.Second, synced(repo.head()))
+		// OutOfSync stays: "keep" left Git but Prune=false keeps it (as Argo CD shows it).
+		s.waitApp(t, "rules", "synced again", 30*time.Second, applied(repo.head()))
 	})
 	t.Run("a force-push is followed", func(t *testing.T) {
 		repo.git("reset", "-q", "--hard", "HEAD~2")
 		rev := repo.commit("rewritten history", map[string]string{"cms/forced.yaml": configMap("forced")})
-		s.waitApp(t, "rules", "at the force-pushed commit", 30*time.Second, synced(rev))
+		s.waitApp(t, "rules", "at the force-pushed commit", 30*time.Second, applied(rev))
 		s.mustKubectl("get", "cm", "forced", "-n", "payments")
 	})
 	t.Run("automated.prune false only marks what left Git", func(t *testing.T) {

@@ -1,0 +1,159 @@
+package gitops
+
+import (
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
+)
+
+func mustUnstructured(t *testing.T, doc string) *unstructured.Unstructured {
+	t.Helper()
+	data, err := yaml.YAMLToJSON([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &unstructured.Unstructured{}
+	if err := u.UnmarshalJSON(data); err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+const guideApp = `
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: payment-gateway-oslo, namespace: argocd}
+spec:
+  project: default
+  source: {repoURL: 'git@gitlab.com:your-org/infra-manifests.git', targetRevision: HEAD, path: apps/overlays/production}
+  destination: {server: 'https://kubernetes.default.svc', namespace: payments}
+  syncPolicy:
+    automated: {prune: true, selfHeal: true}
+    syncOptions: [CreateNamespace=true, PruneLast=true]
+`
+
+func TestParseApplication(t *testing.T) {
+	app, err := parseApplication(mustUnstructured(t, guideApp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := app.validate(); err != nil {
+		t.Fatalf("the guide's Application is invalid: %v", err)
+	}
+	if !app.Automated() || !app.Prune() || !app.SelfHeal() || app.AllowEmpty() {
+		t.Fatalf("policy read wrong: %+v", app.Spec.SyncPolicy)
+	}
+	if !app.SyncOption("CreateNamespace") || !app.SyncOption("prunelast") || app.SyncOption("ServerSideApply") {
+		t.Fatal("sync options read wrong")
+	}
+	if app.Spec.Source.Path != "apps/overlays/production" || app.Spec.Destination.Namespace != "payments" {
+		t.Fatalf("spec read wrong: %+v", app.Spec)
+	}
+}
+
+func TestValidateRefusesWhatFjordCannotSync(t *testing.T) {
+	for _, tc := range []struct {
+		name, patch, want string
+	}{
+		{"another project", `{"project":"team-a"}`, "AppProjects are not supported"},
+		{"a remote cluster", `{"destination":{"server":"https://10.0.0.1:6443"}}`, "only to the local cluster"},
+		{"a named remote cluster", `{"destination":{"server":"","name":"prod"}}`, "only to the local cluster"},
+		{"no source", `{"source":null}`, "repoURL: required"},
+	} {
+		t.Run("refuses "+tc.name, func(t *testing.T) {
+			u := mustUnstructured(t, guideApp)
+			var patch map[string]any
+			if err := yaml.Unmarshal([]byte(tc.patch), &patch); err != nil {
+				t.Fatal(err)
+			}
+			spec := u.Object["spec"].(map[string]any)
+			for k, v := range patch {
+				if m, ok := v.(map[string]any); ok {
+					for k2, v2 := range m {
+						spec[k].(map[string]any)[k2] = v2
+					}
+					continue
+				}
+				spec[k] = v
+			}
+			app, err := parseApplication(u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := app.validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, want %q", err, tc.want)
+			}
+		})
+	}
+	t.Run("accepts name: in-cluster", func(t *testing.T) {
+		u := mustUnstructured(t, guideApp)
+		u.Object["spec"].(map[string]any)["destination"] = map[string]any{"name": "in-cluster", "namespace": "x"}
+		app, _ := parseApplication(u)
+		if err := app.validate(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func TestObjectAnnotations(t *testing.T) {
+	cm := func(ann string) *unstructured.Unstructured {
+		return mustUnstructured(t, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  namespace: prod\n  annotations: "+ann+"\n")
+	}
+	t.Run("sync waves sort numerically, unset is 0", func(t *testing.T) {
+		waves := byWave([]*unstructured.Unstructured{
+			cm(`{argocd.argoproj.io/sync-wave: "10"}`), cm(`{}`), cm(`{argocd.argoproj.io/sync-wave: "-2"}`), cm(`{argocd.argoproj.io/sync-wave: "2"}`),
+		})
+		var got []int
+		for _, w := range waves {
+			got = append(got, syncWave(w[0]))
+		}
+		if len(got) != 4 || got[0] != -2 || got[1] != 0 || got[2] != 2 || got[3] != 10 {
+			t.Fatalf("waves %v", got)
+		}
+	})
+	t.Run("Prune=false is read from sync-options", func(t *testing.T) {
+		if !hasSyncOption(cm(`{argocd.argoproj.io/sync-options: "Replace=true, Prune=false"}`), "Prune=false") {
+			t.Fatal("not found")
+		}
+		if hasSyncOption(cm(`{}`), "Prune=false") {
+			t.Fatal("found on an object without it")
+		}
+	})
+	t.Run("the tracking id names the application", func(t *testing.T) {
+		app := &Application{Name: "shop"}
+		o := cm(`{}`)
+		o.SetAnnotations(map[string]string{annotationTrackingID: trackingID(app, o)})
+		if id := o.GetAnnotations()[annotationTrackingID]; id != "shop:/ConfigMap:prod/c" {
+			t.Fatalf("tracking id %q", id)
+		}
+		if trackedBy(o) != "shop" {
+			t.Fatalf("trackedBy %q", trackedBy(o))
+		}
+	})
+}
+
+func TestHealth(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		doc  string
+		want Health
+	}{
+		{"a ConfigMap is healthy", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n", Healthy},
+		{"a Deployment without available replicas progresses", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d, generation: 1}\nspec: {replicas: 2}\nstatus: {observedGeneration: 1, replicas: 2, updatedReplicas: 2, availableReplicas: 0}\n", Progressing},
+		{"a Deployment with every replica available is healthy", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d, generation: 1}\nspec: {replicas: 2}\nstatus: {observedGeneration: 1, replicas: 2, updatedReplicas: 2, readyReplicas: 2, availableReplicas: 2, conditions: [{type: Available, status: 'True'}]}\n", Healthy},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got, msg := healthOf(mustUnstructured(t, tc.doc)); got != tc.want {
+				t.Fatalf("got %s (%s), want %s", got, msg, tc.want)
+			}
+		})
+	}
+	if got, _ := healthOf(nil); got != Missing {
+		t.Fatalf("a missing object is %s", got)
+	}
+	if worse(Healthy, Degraded) != Degraded || worse(Missing, Progressing) != Missing {
+		t.Fatal("aggregation order wrong")
+	}
+}

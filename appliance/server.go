@@ -123,6 +123,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, hooks Hooks) error {
 		"datastore", datastoreName(cfg.Datastore), "https-listen-port", cfg.HTTPSListenPort)
 	status("starting control plane")
 	if err := mgr.Start(ctx); err != nil {
+		if ctx.Err() != nil {
+			// Told to stop while starting: what started was stopped; not a failure.
+			log.Info("stopped while starting", "reason", err)
+			return nil
+		}
 		return err
 	}
 	log.Info("fjord is ready", "kubeconfig", kubeconfigs.Admin)

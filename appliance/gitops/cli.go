@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/fluxcd/pkg/ssa"
@@ -75,16 +76,18 @@ func statusOf(u *unstructured.Unstructured) AppStatus {
 // when the Application has no automated policy, and waits for the result.
 func (c *Client) Sync(ctx context.Context, name string) (AppStatus, error) {
 	res := c.e.dyn.Resource(ApplicationGVR).Namespace(c.e.cfg.Namespace)
-	before, err := res.Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
+	if _, err := res.Get(ctx, name, metav1.GetOptions{}); err != nil {
 		if apierrors.IsNotFound(err) {
 			return AppStatus{}, fmt.Errorf("application %q not found in namespace %s", name, c.e.cfg.Namespace)
 		}
 		return AppStatus{}, err
 	}
-	prevFinished := statusString(before, "operationState", "finishedAt")
+	// The request carries an id that comes back in operationState.operation,
+	// so the answer to this request is told apart from an earlier one.
+	id := strconv.FormatInt(time.Now().UnixNano(), 36)
 	patch, _ := json.Marshal(map[string]any{"operation": map[string]any{
 		"initiatedBy": map[string]any{"username": "fjord-cli"},
+		"info":        []map[string]any{{"name": requestIDInfo, "value": id}},
 		"sync":        map[string]any{"revision": ""},
 	}})
 	if _, err := res.Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "fjord-cli"}); err != nil {
@@ -94,21 +97,30 @@ func (c *Client) Sync(ctx context.Context, name string) (AppStatus, error) {
 		select {
 		case <-ctx.Done():
 			return AppStatus{}, fmt.Errorf("waiting for the sync of %s: %w", name, ctx.Err())
-		case <-time.After(200 * time.Millisecond):
+		case <-time.After(100 * time.Millisecond):
 		}
 		u, err := res.Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return AppStatus{}, err
 		}
-		if _, pending := u.Object["operation"]; pending {
-			continue
+		if requestID(u) == id {
+			return statusOf(u), nil
 		}
-		st := statusOf(u)
-		if statusString(u, "operationState", "finishedAt") == prevFinished && len(conditionsOf(u)) == 0 {
-			continue // the operation was cleared before a new result landed
-		}
-		return st, nil
 	}
+}
+
+// requestIDInfo names the operation info entry that carries a CLI request's id.
+const requestIDInfo = "fjord-request-id"
+
+func requestID(u *unstructured.Unstructured) string {
+	infos, _, _ := unstructured.NestedSlice(u.Object, "status", "operationState", "operation", "info")
+	for _, i := range infos {
+		if m, ok := i.(map[string]any); ok && m["name"] == requestIDInfo {
+			v, _ := m["value"].(string)
+			return v
+		}
+	}
+	return ""
 }
 
 // Diff renders name's source at its target revision and writes, per object,

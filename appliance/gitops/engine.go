@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/kubernetes"
@@ -97,6 +98,8 @@ type appState struct {
 	// attempt (new revision or spec) succeeds.
 	failure        []condition
 	failureAttempt string
+	// applied holds the hash of each object as last applied.
+	applied map[objKey]string
 }
 
 type healKey struct {
@@ -166,7 +169,7 @@ func (e *Engine) connect() error {
 	}
 	poller := polling.NewStatusPoller(e.client, e.mapper, polling.Options{})
 	e.rm = ssa.NewResourceManager(e.client, poller, ssa.Owner{Field: FieldManager, Group: "fjord.dev"})
-	e.rm.SetConcurrency(8)
+	e.rm.SetConcurrency(16)
 	e.watches = newWatcher(e.dyn, e.mapper, e.onDrift, e.log)
 	return nil
 }
@@ -354,12 +357,22 @@ func (e *Engine) reconcile(ctx context.Context, name string) bool {
 	u := obj.(*unstructured.Unstructured).DeepCopy()
 	app, err := parseApplication(u)
 	st := e.state(name)
-	_, operation := u.Object["operation"]
+	// A requested operation (fjord sync, Argo CD's operation field) is taken
+	// off the Application before the sync runs, so the status writes that
+	// follow do not request it again; operationState carries it.
+	op, _ := u.Object["operation"].(map[string]any)
+	if op != nil {
+		clear := []byte(`{"operation":null}`)
+		if _, err := e.dyn.Resource(ApplicationGVR).Namespace(u.GetNamespace()).Patch(ctx, name, types.MergePatchType, clear, metav1.PatchOptions{FieldManager: FieldManager}); err != nil {
+			e.log.Error("taking the operation off the Application", "application", name, "err", err)
+			return true
+		}
+	}
 	var out *outcome
 	if err != nil {
 		out = &outcome{syncStatus: "Unknown", conditions: []condition{{Type: "InvalidSpecError", Message: err.Error()}}}
 	} else {
-		out = e.sync(ctx, app, st, operation, u)
+		out = e.sync(ctx, app, st, op != nil, u)
 	}
 	e.mu.Lock()
 	if out.refreshed {
@@ -371,7 +384,7 @@ func (e *Engine) reconcile(ctx context.Context, name string) bool {
 		st.failure, st.failureAttempt = out.conditions, out.attempt
 	}
 	e.mu.Unlock()
-	if err := e.writeStatus(ctx, u, out, operation); err != nil {
+	if err := e.writeStatus(ctx, u, out, op); err != nil {
 		e.log.Error("writing Application status", "application", name, "err", err)
 		return true
 	}

@@ -15,7 +15,7 @@ import (
 // writeStatus records an outcome on the Application, the way Argo CD lays
 // out its status: sync, health, resources (the inventory), conditions and,
 // when an operation ran, operationState. A requested operation is cleared.
-func (e *Engine) writeStatus(ctx context.Context, u *unstructured.Unstructured, out *outcome, operation bool) error {
+func (e *Engine) writeStatus(ctx context.Context, u *unstructured.Unstructured, out *outcome, op map[string]any) error {
 	now := metav1.Now().Format(time.RFC3339)
 	src, _, _ := unstructured.NestedMap(u.Object, "spec", "source")
 	dst, _, _ := unstructured.NestedMap(u.Object, "spec", "destination")
@@ -42,6 +42,16 @@ func (e *Engine) writeStatus(ctx context.Context, u *unstructured.Unstructured, 
 		}
 		status["conditions"] = conds
 	}
+	if op != nil && !out.operated {
+		// A requested sync that stopped before applying still ends with a result.
+		out.operated, out.phase, out.message = true, "Succeeded", "nothing to do"
+		if len(out.conditions) > 0 {
+			out.phase, out.message = "Failed", out.conditions[0].Type+": "+out.conditions[0].Message
+		}
+	}
+	if op == nil {
+		op = map[string]any{"sync": map[string]any{"revision": out.revision}}
+	}
 	if out.operated {
 		started := out.started
 		if started.IsZero() {
@@ -56,7 +66,7 @@ func (e *Engine) writeStatus(ctx context.Context, u *unstructured.Unstructured, 
 			"message":    out.message,
 			"startedAt":  started.UTC().Format(time.RFC3339),
 			"finishedAt": finished.UTC().Format(time.RFC3339),
-			"operation":  map[string]any{"sync": map[string]any{"revision": out.revision}},
+			"operation":  op,
 			"syncResult": map[string]any{"revision": out.revision, "resources": out.results, "source": src},
 		}
 		if out.syncStatus == "Synced" || out.phase == "Succeeded" {
@@ -70,12 +80,6 @@ func (e *Engine) writeStatus(ctx context.Context, u *unstructured.Unstructured, 
 	client := e.dyn.Resource(ApplicationGVR).Namespace(u.GetNamespace())
 	if _, err := client.Patch(ctx, u.GetName(), types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager}, "status"); err != nil {
 		return fmt.Errorf("patching status: %w", err)
-	}
-	if operation {
-		clear := []byte(`{"operation":null}`)
-		if _, err := client.Patch(ctx, u.GetName(), types.MergePatchType, clear, metav1.PatchOptions{FieldManager: FieldManager}); err != nil {
-			return fmt.Errorf("clearing the operation: %w", err)
-		}
 	}
 	return nil
 }

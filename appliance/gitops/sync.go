@@ -2,11 +2,18 @@ package gitops
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"maps"
+	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/fluxcd/pkg/ssa"
+	"golang.org/x/sync/errgroup"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -137,6 +144,13 @@ func (e *Engine) sync(ctx context.Context, app *Application, st *appState, opera
 	return withAttempt(attempt, out)
 }
 
+// objectHash identifies the desired state of one object.
+func objectHash(o *unstructured.Unstructured) string {
+	data, _ := json.Marshal(o.Object) // map keys are sorted: stable
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
+}
+
 func withAttempt(attempt string, o *outcome) *outcome {
 	o.attempt = attempt
 	return o
@@ -248,39 +262,75 @@ func (e *Engine) apply(ctx context.Context, app *Application, st *appState, rev 
 	if createNS {
 		newNamespaces[app.Spec.Destination.Namespace] = true
 	}
-	var refused []string
-	missingNS := map[string]bool{}
+	nsExists := map[string]bool{}
 	for _, o := range objs {
-		ns := o.GetNamespace()
-		if ns != "" && !newNamespaces[ns] {
-			if _, ok := missingNS[ns]; !ok {
-				missingNS[ns] = !existsNamespace(ctx, e.kube, ns)
+		if ns := o.GetNamespace(); ns != "" {
+			if _, ok := nsExists[ns]; !ok {
+				nsExists[ns] = existsNamespace(ctx, e.kube, ns)
 			}
-			if missingNS[ns] {
-				refused = append(refused, fmt.Sprintf("%s: namespace %q does not exist (create it in Git or set syncOptions CreateNamespace=true)", keyOf(o), ns))
-				continue
-			}
-		}
-		if (ns != "" && newNamespaces[ns] && !existsNamespace(ctx, e.kube, ns)) || newCRDs[o.GroupVersionKind().GroupKind()] {
-			continue // its namespace or CRD is created by this sync
-		}
-		if _, _, _, err := e.rm.Diff(ctx, o, ssa.DiffOptions{}); err != nil {
-			refused = append(refused, fmt.Sprintf("%s: %s", keyOf(o), cleanErr(err)))
 		}
 	}
+
+	// What is unchanged since the last sync, not drifted and still there is
+	// not sent again: the watches would have seen any change to it. A no-op
+	// sync of a thousand objects is then a render and a hash, not a
+	// thousand dry runs.
+	hashes := make(map[objKey]string, len(objs))
+	for _, o := range objs {
+		hashes[keyOf(o)] = objectHash(o)
+	}
+	e.mu.Lock()
+	lastApplied, drifted := st.applied, maps.Clone(st.drifted)
+	e.mu.Unlock()
+	var toApply []*unstructured.Unstructured
+	for _, o := range objs {
+		k := keyOf(o)
+		if lastApplied[k] != "" && lastApplied[k] == hashes[k] && !drifted[k] && e.watches.cached(o) {
+			out.results = append(out.results, resultFor(o, "Synced", "unchanged"))
+			continue
+		}
+		toApply = append(toApply, o)
+	}
+
+	var (
+		mu      sync.Mutex
+		refused []string
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(16)
+	for _, o := range toApply {
+		ns := o.GetNamespace()
+		if ns != "" && !newNamespaces[ns] && !nsExists[ns] {
+			refused = append(refused, fmt.Sprintf("%s: namespace %q does not exist (create it in Git or set syncOptions CreateNamespace=true)", keyOf(o), ns))
+			continue
+		}
+		if (ns != "" && newNamespaces[ns] && !nsExists[ns]) || newCRDs[o.GroupVersionKind().GroupKind()] {
+			continue // its namespace or CRD is created by this sync
+		}
+		g.Go(func() error {
+			if _, _, _, err := e.rm.Diff(gctx, o, ssa.DiffOptions{}); err != nil {
+				mu.Lock()
+				refused = append(refused, fmt.Sprintf("%s: %s", keyOf(o), cleanErr(err)))
+				mu.Unlock()
+			}
+			return nil
+		})
+	}
+	g.Wait()
 	if len(refused) > 0 {
+		sort.Strings(refused)
 		return fail("SyncError", fmt.Sprintf("the API server refused %d of %d objects at %s; nothing was applied: %s", len(refused), len(objs), short(rev), strings.Join(refused, "; ")))
 	}
 
 	applyOpts := ssa.DefaultApplyOptions()
 	applyOpts.WaitInterval, applyOpts.WaitTimeout = time.Second, e.cfg.WaveTimeout
-	if createNS && !existsNamespace(ctx, e.kube, app.Spec.Destination.Namespace) {
+	if createNS && !nsExists[app.Spec.Destination.Namespace] {
 		ns := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": app.Spec.Destination.Namespace}}}
 		if _, err := e.rm.Apply(ctx, ns, applyOpts); err != nil {
 			return fail("SyncError", fmt.Sprintf("creating namespace %s: %s", app.Spec.Destination.Namespace, cleanErr(err)))
 		}
 	}
-	waves := byWave(objs)
+	waves := byWave(toApply)
 	for i, wave := range waves {
 		cs, err := e.rm.ApplyAllStaged(ctx, wave, applyOpts)
 		if cs != nil {
@@ -300,7 +350,7 @@ func (e *Engine) apply(ctx context.Context, app *Application, st *appState, rev 
 	}
 	// Remember what was applied before pruning, so drift is watched from now on.
 	e.mu.Lock()
-	st.desired, st.revision, st.generation = newKeys, rev, app.Generation
+	st.desired, st.revision, st.generation, st.applied = newKeys, rev, app.Generation, hashes
 	st.drifted = map[objKey]bool{}
 	e.mu.Unlock()
 	e.watches.watch(objs)

@@ -131,6 +131,27 @@ func (w *watcher) get(ctx context.Context, c client.Client, o *unstructured.Unst
 	return live
 }
 
+// cached reports whether o is in a synced informer cache (it exists and
+// any change to it is being watched).
+func (w *watcher) cached(o *unstructured.Unstructured) bool {
+	gvr, ok := w.gvr(o.GroupVersionKind())
+	if !ok {
+		return false
+	}
+	w.mu.Lock()
+	inf := w.informers[gvr]
+	w.mu.Unlock()
+	if inf == nil || !inf.HasSynced() {
+		return false
+	}
+	key := o.GetName()
+	if ns := o.GetNamespace(); ns != "" {
+		key = ns + "/" + key
+	}
+	_, exists, err := inf.GetStore().GetByKey(key)
+	return err == nil && exists
+}
+
 func (w *watcher) stop() {
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -13,9 +13,11 @@ import (
 	"strconv"
 	"syscall"
 
+	"github.com/go-logr/logr"
 	"github.com/urfave/cli/v2"
 	"k8s.io/component-base/version"
 	"k8s.io/klog/v2"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/fjord-dev/fjord/appliance"
 	"github.com/fjord-dev/fjord/systemd"
@@ -198,6 +200,7 @@ func newLogger(format, level string) (*slog.Logger, error) {
 		kubeLevel = lvl
 	}
 	klog.SetSlogLogger(slog.New(levelFloor{Handler: h, min: kubeLevel}).With("component", "kubernetes"))
+	ctrllog.SetLogger(logr.FromSlogHandler(levelFloor{Handler: h, min: kubeLevel}.WithAttrs([]slog.Attr{slog.String("component", "controller-runtime")})))
 	return log, nil
 }
 

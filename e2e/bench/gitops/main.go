@@ -60,6 +60,13 @@ const (
 	poll      = 20 * time.Millisecond
 )
 
+// syncTimeout bounds every wait for one sync: at N=1000 on a loaded 2-vCPU
+// machine a no-op sync took more than 45 s.
+var syncTimeout time.Duration
+
+// keepLogs is where stop copies a server's log (empty: nowhere).
+var keepLogs string
+
 var applicationGVR = schema.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "applications"}
 
 func main() {
@@ -67,13 +74,17 @@ func main() {
 	n := flag.Int("n", 1000, "objects in the repository")
 	noopRuns := flag.Int("noop-runs", 5, "no-op syncs and no-op kubectl applies (median)")
 	pushRuns := flag.Int("push-runs", 3, "commits per trigger kind (median)")
+	kubectlNoop := flag.Int("kubectl-noop-runs", 1, "no-op kubectl applies (median)")
+	kubectlOnB := flag.Bool("kubectl-on-b", true, "repeat the kubectl apply/delete on the --gitops.disable server too, so both servers saw the same history")
+	flag.DurationVar(&syncTimeout, "sync-timeout", 10*time.Minute, "longest wait for one sync (fjord sync --timeout, operation field, push)")
 	driftTries := flag.Int("drift-tries", 20, "scale drifts to revert")
 	pollInterval := flag.Duration("poll-interval", 10*time.Second, "--gitops.poll-interval of the measured server")
 	settle := flag.Duration("settle", 30*time.Second, "idle time before reading RSS")
 	flux := flag.String("flux", "", "flux-bench.sh to run against the --gitops.disable server (empty: skip Flux)")
+	flag.StringVar(&keepLogs, "logs", "", "directory to copy each server's log into before its data dir is removed")
 	flag.Parse()
 
-	b := &bench{bin: *bin, n: *n}
+	b := &bench{bin: *bin, n: *n, kubectlNoop: *kubectlNoop, kubectlOnB: *kubectlOnB}
 	b.machine, b.loadStart = machine(), loadavg()
 	res, err := b.run(*noopRuns, *pushRuns, *driftTries, *pollInterval, *settle, *flux)
 	b.loadEnd = loadavg()
@@ -86,7 +97,8 @@ func main() {
 
 type bench struct {
 	bin                         string
-	n                           int
+	n, kubectlNoop              int
+	kubectlOnB                  bool
 	machine, loadStart, loadEnd string
 }
 
@@ -102,6 +114,7 @@ type results struct {
 	firstSync            float64
 	firstSyncLog         float64 // Application applied → "synced" log line
 	noopCLI, noopEngine  []float64
+	noopRequests         string
 	cliStart             float64
 	pushNow, pushPoll    []float64
 	drift                []float64
@@ -151,7 +164,7 @@ func (b *bench) run(noopRuns, pushRuns, driftTries int, pollInterval, settle tim
 	defer a.stop()
 	step("server A (GitOps on, trigger %s) ready; load %s", r.trigger, loadavg())
 
-	if r.kubectlFirst, r.kubectlNoop, err = a.kubectlPhase(kubectlYAML, b.n, noopRuns); err != nil {
+	if r.kubectlFirst, r.kubectlNoop, err = a.kubectlPhase(kubectlYAML, b.n, b.kubectlNoop); err != nil {
 		return nil, err
 	}
 	if err := repo.init(b.n); err != nil {
@@ -190,8 +203,8 @@ func (b *bench) run(noopRuns, pushRuns, driftTries int, pollInterval, settle tim
 		// different seconds.
 		time.Sleep(1100 * time.Millisecond)
 		t0 := time.Now()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		out, err := exec.CommandContext(ctx, b.bin, "sync", "--data-dir", a.dir, "--timeout", "50s", appName).CombinedOutput()
+		ctx, cancel := context.WithTimeout(context.Background(), syncTimeout+time.Minute)
+		out, err := exec.CommandContext(ctx, b.bin, "sync", "--data-dir", a.dir, "--timeout", syncTimeout.String(), appName).CombinedOutput()
 		cancel()
 		if err != nil {
 			return nil, fmt.Errorf("fjord sync (no-op) %d: %v: %s", i+1, err, out)
@@ -205,6 +218,15 @@ func (b *bench) run(noopRuns, pushRuns, driftTries int, pollInterval, settle tim
 		r.noopEngine = append(r.noopEngine, d)
 		step("no-op sync %d: fjord sync %.2fs, operation field %.2fs", i+1, r.noopCLI[i], d)
 	}
+
+	// What one no-op sync asks of the API server, from its own counters.
+	time.Sleep(1100 * time.Millisecond)
+	before := a.requests()
+	if _, err := a.operate(); err != nil {
+		return nil, err
+	}
+	r.noopRequests = diffCounts(a.requests(), before)
+	step("API requests of one no-op sync: %s", r.noopRequests)
 
 	// Push → applied, with the immediate trigger and by polling.
 	for i := range pushRuns {
@@ -221,12 +243,12 @@ func (b *bench) run(noopRuns, pushRuns, driftTries int, pollInterval, settle tim
 				return nil, err
 			}
 		} else {
-			cli = exec.Command(b.bin, "sync", "--data-dir", a.dir, "--timeout", "50s", appName)
+			cli = exec.Command(b.bin, "sync", "--data-dir", a.dir, "--timeout", syncTimeout.String(), appName)
 			if err := cli.Start(); err != nil {
 				return nil, err
 			}
 		}
-		err = a.waitFor(time.Minute, "cm-00000="+val, func(ctx context.Context) bool { return a.cm0(ctx) == val })
+		err = a.waitFor(syncTimeout, "cm-00000="+val, func(ctx context.Context) bool { return a.cm0(ctx) == val })
 		d := time.Since(t0).Seconds()
 		if cli != nil {
 			cli.Wait()
@@ -245,7 +267,7 @@ func (b *bench) run(noopRuns, pushRuns, driftTries int, pollInterval, settle tim
 			return nil, err
 		}
 		t0 := time.Now()
-		if err := a.waitFor(pollInterval*3+time.Minute, "cm-00000="+val, func(ctx context.Context) bool { return a.cm0(ctx) == val }); err != nil {
+		if err := a.waitFor(pollInterval+syncTimeout, "cm-00000="+val, func(ctx context.Context) bool { return a.cm0(ctx) == val }); err != nil {
 			return nil, err
 		}
 		r.pushPoll = append(r.pushPoll, time.Since(t0).Seconds())
@@ -276,8 +298,10 @@ func (b *bench) run(noopRuns, pushRuns, driftTries int, pollInterval, settle tim
 	}
 	defer s.stop()
 	step("server B (--gitops.disable) ready; load %s", loadavg())
-	if r.kubectlFirstB, r.kubectlNoopB, err = s.kubectlPhase(kubectlYAML, b.n, noopRuns); err != nil {
-		return nil, err
+	if b.kubectlOnB {
+		if r.kubectlFirstB, r.kubectlNoopB, err = s.kubectlPhase(kubectlYAML, b.n, b.kubectlNoop); err != nil {
+			return nil, err
+		}
 	}
 	if out, err := s.kubectl("apply", "--server-side", "-f", gitopsYAML); err != nil {
 		return nil, fmt.Errorf("kubectl apply on B: %v: %s", err, out)
@@ -390,6 +414,12 @@ func (s *server) stop() {
 		case <-time.After(60 * time.Second):
 			s.cmd.Process.Kill()
 			<-s.exited
+		}
+	}
+	if keepLogs != "" {
+		if data, err := os.ReadFile(s.logPath); err == nil {
+			os.MkdirAll(keepLogs, 0o755)
+			os.WriteFile(filepath.Join(keepLogs, filepath.Base(s.dir)+".log"), data, 0o644)
 		}
 	}
 	os.RemoveAll(s.dir)
@@ -510,7 +540,7 @@ func (s *server) operate() (float64, error) {
 	if _, err := res.Patch(ctx, appName, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "bench"}); err != nil {
 		return 0, err
 	}
-	err := s.waitFor(time.Minute, "operation done", func(ctx context.Context) bool {
+	err := s.waitFor(syncTimeout, "operation done", func(ctx context.Context) bool {
 		u := s.app(ctx)
 		if u == nil || u.GetResourceVersion() == prevRV {
 			return false
@@ -603,6 +633,65 @@ func (s *server) deleteNamespace(ns string) error {
 		_, err := s.kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
 		return apierrors.IsNotFound(err)
 	})
+}
+
+// requests returns the API server's apiserver_request_total for the bench
+// kinds, by verb (and dry run), summed over codes.
+func (s *server) requests() map[string]float64 {
+	m := map[string]float64{}
+	raw, err := s.kube.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(context.Background())
+	if err != nil {
+		return m
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		labels, ok := strings.CutPrefix(line, "apiserver_request_total{")
+		if !ok {
+			continue
+		}
+		labels, val, _ := strings.Cut(labels, "} ")
+		l := map[string]string{}
+		for _, kv := range strings.Split(labels, ",") {
+			k, v, _ := strings.Cut(kv, "=")
+			l[k] = strings.Trim(v, `"`)
+		}
+		switch l["resource"] {
+		case "configmaps", "services", "deployments":
+		default:
+			continue
+		}
+		key := l["verb"]
+		if l["dry_run"] != "" {
+			key += " (dry run)"
+		}
+		if l["subresource"] != "" {
+			key += " " + l["subresource"]
+		}
+		x, _ := strconv.ParseFloat(val, 64)
+		m[key] += x
+	}
+	return m
+}
+
+// diffCounts prints after − before, largest first.
+func diffCounts(after, before map[string]float64) string {
+	type kv struct {
+		k string
+		v float64
+	}
+	var d []kv
+	total := 0.0
+	for k, v := range after {
+		if x := v - before[k]; x > 0 {
+			d = append(d, kv{k, x})
+			total += x
+		}
+	}
+	slices.SortFunc(d, func(a, b kv) int { return int(b.v - a.v) })
+	parts := []string{fmt.Sprintf("%.0f in all", total)}
+	for _, e := range d {
+		parts = append(parts, fmt.Sprintf("%s %.0f", e.k, e.v))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func postWebhook(url, secret, repoURL string) error {
@@ -765,9 +854,10 @@ func (r *results) print(b *bench) {
 		r.n, r.n/2, r.n/4, r.n-r.n/2-r.n/4, r.trigger, r.pollInterval)
 	fmt.Println("| measure | Fjord | kubectl apply --server-side | Fjord ÷ kubectl |")
 	fmt.Println("|---|---|---|---|")
-	fmt.Printf("| first apply of N objects (fresh namespace) | %.2f s | %.2f s (server B: %.2f s) | %s |\n", r.firstSync, r.kubectlFirst, r.kubectlFirstB, ratio(r.firstSync, r.kubectlFirst))
-	fmt.Printf("| no-op resync, `fjord sync` wall time (median of %d) | %.2f s (%s) | %.2f s (%s; server B median %.2f s) | %s |\n", len(r.noopCLI), median(r.noopCLI), fmtList(r.noopCLI), median(r.kubectlNoop), fmtList(r.kubectlNoop), median(r.kubectlNoopB), ratio(median(r.noopCLI), median(r.kubectlNoop)))
+	fmt.Printf("| first apply of N objects (fresh namespace) | %.2f s | %.2f s%s | %s |\n", r.firstSync, r.kubectlFirst, onB(r.kubectlFirstB), ratio(r.firstSync, r.kubectlFirst))
+	fmt.Printf("| no-op resync, `fjord sync` wall time (median of %d) | %.2f s (%s) | %.2f s (%s)%s | %s |\n", len(r.noopCLI), median(r.noopCLI), fmtList(r.noopCLI), median(r.kubectlNoop), fmtList(r.kubectlNoop), onB(median(r.kubectlNoopB)), ratio(median(r.noopCLI), median(r.kubectlNoop)))
 	fmt.Printf("| no-op resync, operation field → Succeeded (median of %d) | %.2f s (%s) | | %s |\n", len(r.noopEngine), median(r.noopEngine), fmtList(r.noopEngine), ratio(median(r.noopEngine), median(r.kubectlNoop)))
+	fmt.Printf("\nAPI requests on ConfigMaps, Services and Deployments during one no-op sync (apiserver_request_total): %s.\n", r.noopRequests)
 	fmt.Printf("\nFirst sync: Application applied → log line `synced` after %.2f s; `fjord --version` process start %.2f s.\n\n", r.firstSyncLog, r.cliStart)
 	fmt.Println("| measure | Fjord | goal |")
 	fmt.Println("|---|---|---|")
@@ -827,6 +917,13 @@ func parseFlux(out string) map[string]float64 {
 
 func step(format string, a ...any) {
 	fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, a...)...)
+}
+
+func onB(x float64) string {
+	if x == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (server B: %.2f s)", x)
 }
 
 func ratio(a, b float64) string {

@@ -59,9 +59,13 @@ e2e: build postgres
 
 test: deps-test unit e2e
 
+# Each prints a markdown table; the figures are kept in docs/benchmarks.md.
+# Flux side by side needs its controllers built once:
+#   ../shared/bench/flux/flux-build.sh, then FLUX=../shared/bench/flux/flux-bench.sh
 bench: build deps-test
-	$(GO) run ./e2e/bench/fsync -runs 3
+	$(GO) run ./e2e/bench/fsync -n 3
 	FJORD_BIN=$(CURDIR)/$(BIN) $(GO) run ./e2e/bench/startup -runs 5
+	cp $(BIN) /tmp/fjord-bench-bin && $(GO) run ./e2e/bench/gitops -bin /tmp/fjord-bench-bin -n 1000 $(if $(FLUX),-flux $(FLUX))
 
 clean:
 	rm -rf bin e2e.log

@@ -3,7 +3,7 @@
 //
 // It starts `fjord server --disable-agent` itself and, on that one server:
 // applies N objects (50% ConfigMaps, 25% Services, 25% Deployments, the mix
-// and the objects of Flux's anchor, /work/shared/bench/flux/flux-bench.py)
+// and the objects of Flux's anchor, ../shared/bench/flux/flux-bench.py)
 // with `kubectl apply --server-side` into a fresh namespace, then a no-op
 // re-apply, then deletes that namespace; generates a git repository (git CLI,
 // served as file://) with the same N objects and times an Argo CD Application

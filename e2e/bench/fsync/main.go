@@ -31,7 +31,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -39,6 +38,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/fjord-dev/fjord/appliance/fsyncgate"
+
+	"github.com/fjord-dev/fjord/e2e/bench/benchutil"
 )
 
 func main() {
@@ -173,9 +174,9 @@ func printTable(rows []row, dir, fio string, sizeMiB int) {
 		fioW, fullW, earlyW = append(fioW, float64(r.fioWall)), append(fullW, float64(r.fullWall)), append(earlyW, float64(r.earlyWall))
 	}
 	fmt.Printf("| **median** | %s | %s | %.2f | %s | %s | %s | | %s | %s |\n",
-		ms(time.Duration(median(fioP))), ms(time.Duration(median(fullP))), median(ratios),
-		secs(time.Duration(median(fioW))), secs(time.Duration(median(fullW))), secs(time.Duration(median(earlyW))),
-		ms(time.Duration(median(fio50))), ms(time.Duration(median(full50))))
+		ms(time.Duration(benchutil.Median(fioP))), ms(time.Duration(benchutil.Median(fullP))), benchutil.Median(ratios),
+		secs(time.Duration(benchutil.Median(fioW))), secs(time.Duration(benchutil.Median(fullW))), secs(time.Duration(benchutil.Median(earlyW))),
+		ms(time.Duration(benchutil.Median(fio50))), ms(time.Duration(benchutil.Median(full50))))
 	fmt.Println()
 	if len(rows) > 0 {
 		rep := rows[0].fullRep
@@ -191,18 +192,6 @@ func decision(r row) string {
 		v = "fail"
 	}
 	return fmt.Sprintf("%s (p99 %s, %d samples, %s)", v, ms(r.earlyP99), r.earlySamples, r.earlyStop)
-}
-
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/1e6) }

@@ -26,13 +26,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"math"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -49,6 +46,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/fjord-dev/fjord/e2e/bench/benchutil"
 )
 
 const (
@@ -85,9 +84,9 @@ func main() {
 	flag.Parse()
 
 	b := &bench{bin: *bin, n: *n, kubectlNoop: *kubectlNoop, kubectlOnB: *kubectlOnB}
-	b.machine, b.loadStart = machine(), loadavg()
+	b.machine, b.loadStart = benchutil.Machine(), benchutil.LoadAvg()
 	res, err := b.run(*noopRuns, *pushRuns, *driftTries, *pollInterval, *settle, *flux)
-	b.loadEnd = loadavg()
+	b.loadEnd = benchutil.LoadAvg()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "gitops bench:", err)
 		os.Exit(1)
@@ -153,7 +152,7 @@ func (b *bench) run(noopRuns, pushRuns, driftTries int, pollInterval, settle tim
 	secret := "bench-webhook-secret-0123456789"
 	var hookURL string
 	if webhook {
-		addr := fmt.Sprintf("127.0.0.1:%d", freePort())
+		addr := fmt.Sprintf("127.0.0.1:%d", benchutil.FreePort())
 		hookURL = "http://" + addr + "/api/webhook"
 		extra = append(extra, "--gitops.webhook-listen", addr, "--gitops.webhook-secret", secret)
 	}
@@ -162,7 +161,7 @@ func (b *bench) run(noopRuns, pushRuns, driftTries int, pollInterval, settle tim
 		return nil, err
 	}
 	defer a.stop()
-	step("server A (GitOps on, trigger %s) ready; load %s", r.trigger, loadavg())
+	step("server A (GitOps on, trigger %s) ready; load %s", r.trigger, benchutil.LoadAvg())
 
 	if r.kubectlFirst, r.kubectlNoop, err = a.kubectlPhase(kubectlYAML, b.n, b.kubectlNoop); err != nil {
 		return nil, err
@@ -283,11 +282,11 @@ func (b *bench) run(noopRuns, pushRuns, driftTries int, pollInterval, settle tim
 		}
 		r.drift = append(r.drift, d)
 	}
-	step("drift reverted, %d tries: p50 %.3fs p95 %.3fs max %.3fs", driftTries, pct(r.drift, 50), pct(r.drift, 95), slices.Max(r.drift))
+	step("drift reverted, %d tries: p50 %.3fs p95 %.3fs max %.3fs", driftTries, benchutil.Percentile(r.drift, 50), benchutil.Percentile(r.drift, 95), slices.Max(r.drift))
 
 	r.syncLines = a.logLines(0, `msg=synced`)
 	time.Sleep(settle)
-	r.rssGitops, r.hwmGitops = memMiB(a.cmd.Process.Pid)
+	r.rssGitops, r.hwmGitops = benchutil.MemMiB(a.cmd.Process.Pid)
 	step("server A RSS %.0f MiB (peak %.0f) with %d objects under management", r.rssGitops, r.hwmGitops, b.n)
 	a.stop()
 
@@ -297,7 +296,7 @@ func (b *bench) run(noopRuns, pushRuns, driftTries int, pollInterval, settle tim
 		return nil, err
 	}
 	defer s.stop()
-	step("server B (--gitops.disable) ready; load %s", loadavg())
+	step("server B (--gitops.disable) ready; load %s", benchutil.LoadAvg())
 	if b.kubectlOnB {
 		if r.kubectlFirstB, r.kubectlNoopB, err = s.kubectlPhase(kubectlYAML, b.n, b.kubectlNoop); err != nil {
 			return nil, err
@@ -307,14 +306,14 @@ func (b *bench) run(noopRuns, pushRuns, driftTries int, pollInterval, settle tim
 		return nil, fmt.Errorf("kubectl apply on B: %v: %s", err, out)
 	}
 	time.Sleep(settle)
-	r.rssPlain, r.hwmPlain = memMiB(s.cmd.Process.Pid)
+	r.rssPlain, r.hwmPlain = benchutil.MemMiB(s.cmd.Process.Pid)
 	step("server B RSS %.0f MiB (peak %.0f) with the same %d objects applied by kubectl", r.rssPlain, r.hwmPlain, b.n)
 
 	if fluxScript != "" {
 		if err := s.deleteNamespace(gitopsNS); err != nil {
 			return nil, err
 		}
-		step("running %s on server B; load %s", fluxScript, loadavg())
+		step("running %s on server B; load %s", fluxScript, benchutil.LoadAvg())
 		cmd := exec.Command(fluxScript, s.kubeconfig, strconv.Itoa(b.n))
 		cmd.Env = append(os.Environ(), "APISERVER_PID="+strconv.Itoa(s.cmd.Process.Pid))
 		var out bytes.Buffer
@@ -352,8 +351,8 @@ func startServer(bin string, gitops bool, extra ...string) (*server, error) {
 	s := &server{dir: dir, kubeconfig: filepath.Join(dir, "kubeconfig.yaml"), logPath: filepath.Join(dir, "fjord.log"), exited: make(chan struct{})}
 	os.WriteFile(filepath.Join(dir, "none.yaml"), nil, 0o600)
 	args := append([]string{"server", "--disable-agent", "--data-dir", dir, "--fsync-gate=off",
-		"--https-listen-port", strconv.Itoa(freePort()), "--etcd-client-port", strconv.Itoa(freePort()),
-		"--etcd-peer-port", strconv.Itoa(freePort()), "--kube-controller-manager-port=0", "--kube-scheduler-port=0",
+		"--https-listen-port", strconv.Itoa(benchutil.FreePort()), "--etcd-client-port", strconv.Itoa(benchutil.FreePort()),
+		"--etcd-peer-port", strconv.Itoa(benchutil.FreePort()), "--kube-controller-manager-port=0", "--kube-scheduler-port=0",
 		"--config", filepath.Join(dir, "none.yaml")}, extra...)
 	log, err := os.Create(s.logPath)
 	if err != nil {
@@ -855,15 +854,15 @@ func (r *results) print(b *bench) {
 	fmt.Println("| measure | Fjord | kubectl apply --server-side | Fjord ÷ kubectl |")
 	fmt.Println("|---|---|---|---|")
 	fmt.Printf("| first apply of N objects (fresh namespace) | %.2f s | %.2f s%s | %s |\n", r.firstSync, r.kubectlFirst, onB(r.kubectlFirstB), ratio(r.firstSync, r.kubectlFirst))
-	fmt.Printf("| no-op resync, `fjord sync` wall time (median of %d) | %.2f s (%s) | %.2f s (%s)%s | %s |\n", len(r.noopCLI), median(r.noopCLI), fmtList(r.noopCLI), median(r.kubectlNoop), fmtList(r.kubectlNoop), onB(median(r.kubectlNoopB)), ratio(median(r.noopCLI), median(r.kubectlNoop)))
-	fmt.Printf("| no-op resync, operation field → Succeeded (median of %d) | %.2f s (%s) | | %s |\n", len(r.noopEngine), median(r.noopEngine), fmtList(r.noopEngine), ratio(median(r.noopEngine), median(r.kubectlNoop)))
+	fmt.Printf("| no-op resync, `fjord sync` wall time (median of %d) | %.2f s (%s) | %.2f s (%s)%s | %s |\n", len(r.noopCLI), benchutil.Median(r.noopCLI), fmtList(r.noopCLI), benchutil.Median(r.kubectlNoop), fmtList(r.kubectlNoop), onB(benchutil.Median(r.kubectlNoopB)), ratio(benchutil.Median(r.noopCLI), benchutil.Median(r.kubectlNoop)))
+	fmt.Printf("| no-op resync, operation field → Succeeded (median of %d) | %.2f s (%s) | | %s |\n", len(r.noopEngine), benchutil.Median(r.noopEngine), fmtList(r.noopEngine), ratio(benchutil.Median(r.noopEngine), benchutil.Median(r.kubectlNoop)))
 	fmt.Printf("\nAPI requests on ConfigMaps, Services and Deployments during one no-op sync (apiserver_request_total): %s.\n", r.noopRequests)
 	fmt.Printf("\nFirst sync: Application applied → log line `synced` after %.2f s; `fjord --version` process start %.2f s.\n\n", r.firstSyncLog, r.cliStart)
 	fmt.Println("| measure | Fjord | goal |")
 	fmt.Println("|---|---|---|")
-	fmt.Printf("| push → applied, %s (median of %d) | %.2f s (%s) | |\n", r.trigger, len(r.pushNow), median(r.pushNow), fmtList(r.pushNow))
-	fmt.Printf("| push → applied, polling every %s (median of %d) | %.2f s (%s) | ≤ %.0f s |\n", r.pollInterval, len(r.pushPoll), median(r.pushPoll), fmtList(r.pushPoll), r.pollInterval.Seconds()+1)
-	fmt.Printf("| `scale` drift → reverted (%d tries) | p50 %.3f s, p95 %.3f s, max %.3f s | p95 ≤ 1 s |\n", len(r.drift), pct(r.drift, 50), pct(r.drift, 95), slices.Max(r.drift))
+	fmt.Printf("| push → applied, %s (median of %d) | %.2f s (%s) | |\n", r.trigger, len(r.pushNow), benchutil.Median(r.pushNow), fmtList(r.pushNow))
+	fmt.Printf("| push → applied, polling every %s (median of %d) | %.2f s (%s) | ≤ %.0f s |\n", r.pollInterval, len(r.pushPoll), benchutil.Median(r.pushPoll), fmtList(r.pushPoll), r.pollInterval.Seconds()+1)
+	fmt.Printf("| `scale` drift → reverted (%d tries) | p50 %.3f s, p95 %.3f s, max %.3f s | p95 ≤ 1 s |\n", len(r.drift), benchutil.Percentile(r.drift, 50), benchutil.Percentile(r.drift, 95), slices.Max(r.drift))
 	fmt.Printf("| RSS with N objects, engine on (server A) | %.0f MiB (peak %.0f) | |\n", r.rssGitops, r.hwmGitops)
 	fmt.Printf("| RSS with N objects by kubectl, --gitops.disable (server B) | %.0f MiB (peak %.0f) | |\n", r.rssPlain, r.hwmPlain)
 	fmt.Printf("| RSS the engine adds (A − B) | %.0f MiB | |\n", r.rssGitops-r.rssPlain)
@@ -872,10 +871,10 @@ func (r *results) print(b *bench) {
 		fmt.Println("\n| measure | Fjord | Flux v1.9.6 (source- + kustomize-controller) | Flux ÷ Fjord |")
 		fmt.Println("|---|---|---|---|")
 		fmt.Printf("| first sync of N objects | %.2f s | %.2f s (GitRepository %.2f s + Kustomization %.2f s) | %s |\n", r.firstSync, f["a0"]+f["a"], f["a0"], f["a"], ratio(f["a0"]+f["a"], r.firstSync))
-		fmt.Printf("| no-op reconcile (engine, median) | %.2f s | %.2f s | %s |\n", median(r.noopEngine), f["b"], ratio(f["b"], median(r.noopEngine)))
-		fmt.Printf("| push → applied, immediate trigger | %.2f s (%s) | %.2f s (source requestedAt) | %s |\n", median(r.pushNow), r.trigger, f["c2"], ratio(f["c2"], median(r.pushNow)))
-		fmt.Printf("| push → applied, polling %s | %.2f s | %.2f s | |\n", r.pollInterval, median(r.pushPoll), f["c"])
-		fmt.Printf("| drift reverted | p50 %.3f s (watch) | %.2f s (Kustomization interval 1m) | |\n", pct(r.drift, 50), f["d"])
+		fmt.Printf("| no-op reconcile (engine, median) | %.2f s | %.2f s | %s |\n", benchutil.Median(r.noopEngine), f["b"], ratio(f["b"], benchutil.Median(r.noopEngine)))
+		fmt.Printf("| push → applied, immediate trigger | %.2f s (%s) | %.2f s (source requestedAt) | %s |\n", benchutil.Median(r.pushNow), r.trigger, f["c2"], ratio(f["c2"], benchutil.Median(r.pushNow)))
+		fmt.Printf("| push → applied, polling %s | %.2f s | %.2f s | |\n", r.pollInterval, benchutil.Median(r.pushPoll), f["c"])
+		fmt.Printf("| drift reverted | p50 %.3f s (watch) | %.2f s (Kustomization interval 1m) | |\n", benchutil.Percentile(r.drift, 50), f["d"])
 		fmt.Printf("| RSS of the GitOps part | %.0f MiB (added by the engine) | %.0f MiB (%.0f + %.0f) | |\n", r.rssGitops-r.rssPlain, f["sc_rss"]+f["kc_rss"], f["sc_rss"], f["kc_rss"])
 		fmt.Printf("| RSS of everything | %.0f MiB (one process) | %.0f MiB (Fjord --gitops.disable %.0f + controllers) | |\n", r.rssGitops, f["api_rss"]+f["sc_rss"]+f["kc_rss"], f["api_rss"])
 	}
@@ -941,29 +940,6 @@ func fmtList(xs []float64) string {
 	return strings.Join(s, ", ")
 }
 
-func median(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-// pct is the nearest-rank percentile.
-func pct(xs []float64, p float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	i := int(math.Ceil(p/100*float64(len(s)))) - 1
-	return s[max(i, 0)]
-}
-
 func short(rev string) string {
 	if len(rev) > 8 {
 		return rev[:8]
@@ -983,52 +959,4 @@ func envOr(k, def string) string {
 		return v
 	}
 	return def
-}
-
-func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// memMiB returns VmRSS and VmHWM of pid.
-func memMiB(pid int) (rss, hwm float64) {
-	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	for _, line := range strings.Split(string(data), "\n") {
-		k, v, _ := strings.Cut(line, ":")
-		kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-		switch k {
-		case "VmRSS":
-			rss = kb / 1024
-		case "VmHWM":
-			hwm = kb / 1024
-		}
-	}
-	return rss, hwm
-}
-
-func loadavg() string {
-	data, _ := os.ReadFile("/proc/loadavg")
-	f := strings.Fields(string(data))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
-}
-
-func machine() string {
-	model := "unknown CPU"
-	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(data), "\n") {
-			if v, ok := strings.CutPrefix(line, "model name"); ok {
-				model = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
-				break
-			}
-		}
-	}
-	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
-	return fmt.Sprintf("%d cores (%s), Linux %s, %s", runtime.NumCPU(), model, strings.TrimSpace(string(kernel)), runtime.Version())
 }

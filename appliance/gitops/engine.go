@@ -296,10 +296,7 @@ func (e *Engine) poll(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			for _, name := range e.apps.GetStore().ListKeys() {
-				_, n, _ := cache.SplitMetaNamespaceKey(name)
-				e.queue.Add(n)
-			}
+			e.Trigger("")
 		}
 	}
 }

@@ -69,9 +69,6 @@ func (e *Engine) writeStatus(ctx context.Context, u *unstructured.Unstructured, 
 			"operation":  op,
 			"syncResult": map[string]any{"revision": out.revision, "resources": out.results, "source": src},
 		}
-		if out.syncStatus == "Synced" || out.phase == "Succeeded" {
-			status["history"] = nil // history is not kept yet
-		}
 	}
 	patch, err := json.Marshal(map[string]any{"status": status})
 	if err != nil {

@@ -27,14 +27,18 @@ func kubectlCommand() *cli.Command {
 			args := c.Args().Slice()
 			hasFlag := slices.ContainsFunc(args, func(a string) bool { return a == "--kubeconfig" || strings.HasPrefix(a, "--kubeconfig=") })
 			if os.Getenv("KUBECONFIG") == "" && !hasFlag {
-				cfg := appliance.Default()
-				if files, err := appliance.ConfigFiles(envOr("FJORD_CONFIG", appliance.DefaultConfigFile), false); err == nil {
-					for _, f := range files {
-						_ = cfg.ApplyFile(f, nil)
+				// No flags of its own here: the config files and FJORD_DATA_DIR
+				// locate the data dir, through the server's loader.
+				dataDir := func(key string) (string, bool) {
+					if key != "data-dir" {
+						return "", false
 					}
+					v := os.Getenv(appliance.EnvName(key))
+					return v, v != ""
 				}
-				if d := os.Getenv(appliance.EnvName("data-dir")); d != "" {
-					cfg.DataDir = d
+				cfg, err := appliance.LoadConfig(envOr("FJORD_CONFIG", appliance.DefaultConfigFile), false, dataDir)
+				if err != nil {
+					return cli.Exit(err.Error(), 1)
 				}
 				os.Setenv("KUBECONFIG", adminKubeconfig(cfg.DataDir))
 			}

@@ -53,11 +53,11 @@ unit:
 	$(GO) vet ./...
 	$(GO) test ./...
 
-e2e: build postgres
-	FJORD_BIN=$(CURDIR)/$(BIN) FJORD_TEST_POSTGRES='$(PG_DSN)' $(GO) test -tags e2e -count=1 -timeout 40m -v ./e2e/ 2>&1 | tee e2e.log | grep -E '^(=== RUN|--- |\s+--- |PASS|FAIL|ok|panic)|_test.go'; \
+e2e: build kubeseal postgres
+	FJORD_BIN=$(CURDIR)/$(BIN) KUBESEAL=$(CURDIR)/bin/kubeseal FJORD_TEST_POSTGRES='$(PG_DSN)' $(GO) test -tags e2e -count=1 -timeout 40m -v ./e2e/ 2>&1 | tee e2e.log | grep -E '^(=== RUN|--- |\s+--- |PASS|FAIL|ok|panic)|_test.go'; \
 		exit $${PIPESTATUS[0]}
 
-test: deps-test unit e2e
+test: deps-test unit compat e2e
 
 # Each prints a markdown table; the figures are kept in docs/benchmarks.md.
 # Flux side by side needs its controllers built once:
@@ -66,6 +66,16 @@ bench: build deps-test
 	$(GO) run ./e2e/bench/fsync -n 3
 	FJORD_BIN=$(CURDIR)/$(BIN) $(GO) run ./e2e/bench/startup -runs 5
 	cp $(BIN) /tmp/fjord-bench-bin && $(GO) run ./e2e/bench/gitops -bin /tmp/fjord-bench-bin -n 1000 $(if $(FLUX),-flux $(FLUX))
+
+# Upstream's kubeseal CLI, of the version e2e/sealcompat pins: the e2e tests
+# drive it against Fjord, and it is handy for sealing by hand.
+.PHONY: kubeseal compat
+kubeseal:
+	cd e2e/sealcompat && $(GO) build -o ../../bin/kubeseal github.com/bitnami/sealed-secrets/cmd/kubeseal
+
+# Fjord's sealing against upstream sealed-secrets, both ways (its own module).
+compat:
+	cd e2e/sealcompat && $(GO) vet ./... && $(GO) test ./...
 
 clean:
 	rm -rf bin e2e.log

@@ -18,6 +18,7 @@ import (
 	"github.com/fjord-dev/fjord/appliance/datastore"
 	"github.com/fjord-dev/fjord/appliance/fsyncgate"
 	"github.com/fjord-dev/fjord/appliance/gitops"
+	"github.com/fjord-dev/fjord/appliance/sealing"
 )
 
 // ConfigVersion is the version of the configuration file format.
@@ -51,6 +52,7 @@ type Config struct {
 	FsyncGate    fsyncgate.Config    `yaml:",inline"`
 	ControlPlane controlplane.Config `yaml:",inline"`
 	GitOps       gitops.Config       `yaml:",inline"`
+	Sealing      sealing.Config      `yaml:",inline"`
 }
 
 // Default returns the configuration used when nothing else is said.
@@ -65,6 +67,7 @@ func Default() Config {
 		FsyncGate:       fsyncgate.Default(),
 		ControlPlane:    controlplane.Default(),
 		GitOps:          gitops.Default(),
+		Sealing:         sealing.Default(),
 	}
 }
 
@@ -102,7 +105,7 @@ func (c Config) Validate() error {
 	if !c.DisableAgent {
 		errs = append(errs, errors.New("disable-agent: the node agent is not part of this build yet; run with --disable-agent"))
 	}
-	errs = append(errs, c.Datastore.Validate(), c.FsyncGate.Validate(), c.ControlPlane.Validate(), c.GitOps.Validate())
+	errs = append(errs, c.Datastore.Validate(), c.FsyncGate.Validate(), c.ControlPlane.Validate(), c.GitOps.Validate(), c.Sealing.Validate())
 	return errors.Join(errs...)
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/fjord-dev/fjord/appliance/datastore"
 	"github.com/fjord-dev/fjord/appliance/fsyncgate"
 	"github.com/fjord-dev/fjord/appliance/gitops"
+	"github.com/fjord-dev/fjord/appliance/sealing"
 	"github.com/fjord-dev/fjord/bootstrap"
 )
 
@@ -114,6 +115,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, hooks Hooks) error {
 		controlplane.NewAPIServer(ctl, rt),
 		controlplane.NewControllerManager(ctl, rt),
 		controlplane.NewScheduler(ctl, rt),
+	}
+	if !cfg.Sealing.Disable {
+		// Before GitOps, so the SealedSecret API exists when Git brings some.
+		components = append(components, sealing.New(cfg.Sealing, sealing.Runtime{
+			Kubeconfig: kubeconfigs.Admin, NodeName: nodeName, NodeIP: nodeIP, Log: log}))
 	}
 	if !cfg.GitOps.Disable {
 		components = append(components, gitops.New(cfg.GitOps, gitops.Runtime{DataDir: cfg.DataDir, Kubeconfig: kubeconfigs.Admin, Log: log}))

@@ -104,6 +104,9 @@ func newServer(t *testing.T, extra ...string) *server {
 	if !containsPrefix(extra, "--fsync-gate") {
 		s.args = append(s.args, "--fsync-gate=off")
 	}
+	if !containsPrefix(extra, "--sealing.port") {
+		s.args = append(s.args, "--sealing.port", strconv.Itoa(freePort(t)))
+	}
 	return s
 }
 

@@ -1,7 +1,7 @@
 // Package gitops keeps the cluster equal to Git. Users write Argo CD's
 // argoproj.io/v1alpha1 Application; for each one Fjord runs the pipeline
 //
-//	fetch (go-git) → build (kustomize or plain YAML) → decrypt → apply
+//	fetch (go-git) → build (kustomize or plain YAML) → apply
 //	(server-side, staged, in sync waves) → prune → health → status
 //
 // and reverts drift on the objects it applied. It depends on client-go,

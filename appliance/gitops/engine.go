@@ -40,18 +40,11 @@ import (
 // applies from Git.
 const FieldManager = "fjord"
 
-// Decrypter turns encrypted manifests (SealedSecrets) into what is applied.
-// It is the seam for the sealed-secrets engine; nil applies objects as they are.
-type Decrypter interface {
-	Decrypt(ctx context.Context, objs []*unstructured.Unstructured) ([]*unstructured.Unstructured, error)
-}
-
 // Runtime is what the engine needs beyond its configuration section.
 type Runtime struct {
 	DataDir    string
 	Kubeconfig string
 	Log        *slog.Logger
-	Decrypter  Decrypter
 }
 
 // Engine is the GitOps component: it syncs every Application in its
@@ -171,6 +164,7 @@ func (e *Engine) connect() error {
 	e.rm = ssa.NewResourceManager(e.client, poller, ssa.Owner{Field: FieldManager, Group: "fjord.dev"})
 	e.rm.SetConcurrency(16)
 	e.watches = newWatcher(e.dyn, e.mapper, e.onDrift, e.log)
+	e.watches.onHealth = e.onHealth
 	return nil
 }
 

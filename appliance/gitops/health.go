@@ -23,6 +23,9 @@ func healthOf(live *unstructured.Unstructured) (Health, string) {
 	if live == nil {
 		return Missing, "not found"
 	}
+	if gvk := live.GroupVersionKind(); gvk.Group == "bitnami.com" && gvk.Kind == "SealedSecret" {
+		return sealedSecretHealth(live)
+	}
 	res, err := status.Compute(live)
 	if err != nil {
 		return Unknown, err.Error()
@@ -47,4 +50,28 @@ func worse(a, b Health) Health {
 		return b
 	}
 	return a
+}
+
+// sealedSecretHealth reads the Synced condition the sealed-secrets
+// controller sets, as Argo CD's built-in health check for SealedSecrets does.
+func sealedSecretHealth(live *unstructured.Unstructured) (Health, string) {
+	gen, _, _ := unstructured.NestedInt64(live.Object, "status", "observedGeneration")
+	conds, _, _ := unstructured.NestedSlice(live.Object, "status", "conditions")
+	for _, c := range conds {
+		m, _ := c.(map[string]any)
+		if m["type"] != "Synced" {
+			continue
+		}
+		if gen != live.GetGeneration() {
+			break
+		}
+		msg, _ := m["message"].(string)
+		switch m["status"] {
+		case "True":
+			return Healthy, "unsealed"
+		case "False":
+			return Degraded, "cannot be unsealed: " + msg
+		}
+	}
+	return Progressing, "waiting to be unsealed"
 }

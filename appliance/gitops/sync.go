@@ -76,8 +76,9 @@ func failed(prev []resourceStatus, condType, msg string, retry bool) *outcome {
 	return &outcome{syncStatus: "Unknown", resources: prev, conditions: []condition{{Type: condType, Message: msg}}, retry: retry}
 }
 
-// sync runs the pipeline for app: fetch → build → decrypt → apply → prune →
-// health. Nothing is applied or pruned unless every earlier stage succeeded.
+// sync runs the pipeline for app: fetch → build → apply → prune → health.
+// SealedSecrets are applied as they are; the in-process sealed-secrets
+// controller unseals them and their health says whether it could. Nothing is applied or pruned unless every earlier stage succeeded.
 func (e *Engine) sync(ctx context.Context, app *Application, st *appState, operation bool, u *unstructured.Unstructured) *outcome {
 	prev := inventoryOf(u)
 	if err := app.validate(); err != nil {
@@ -124,11 +125,6 @@ func (e *Engine) sync(ctx context.Context, app *Application, st *appState, opera
 		return withAttempt(attempt, out)
 	}
 	objs := res.Objects
-	if e.rt.Decrypter != nil {
-		if objs, err = e.rt.Decrypter.Decrypt(ctx, objs); err != nil {
-			return withAttempt(attempt, failed(prev, "ComparisonError", fmt.Sprintf("decrypting: %v", err), false))
-		}
-	}
 	if err := e.normalize(app, objs); err != nil {
 		out := failed(prev, "ComparisonError", err.Error(), false)
 		out.revision = rev

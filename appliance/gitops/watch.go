@@ -24,7 +24,10 @@ type watcher struct {
 	dyn     dynamic.Interface
 	mapper  meta.RESTMapper
 	onDrift func(u *unstructured.Unstructured, deleted bool)
-	log     *slog.Logger
+	// onHealth is called when a tracked object's health changed (a status
+	// update, such as a rollout finishing or a SealedSecret unsealed).
+	onHealth func(u *unstructured.Unstructured)
+	log      *slog.Logger
 
 	mu        sync.Mutex
 	informers map[schema.GroupVersionResource]cache.SharedIndexInformer
@@ -65,6 +68,8 @@ func (w *watcher) watch(objs []*unstructured.Unstructured) {
 				o, n := old.(*unstructured.Unstructured), obj.(*unstructured.Unstructured)
 				if changedByUser(o, n) {
 					w.onDrift(n, false)
+				} else if w.onHealth != nil && healthChanged(o, n) {
+					w.onHealth(n)
 				}
 			},
 			DeleteFunc: func(obj any) {
@@ -116,6 +121,16 @@ func changedByUser(old, cur *unstructured.Unstructured) bool {
 	}
 	return old.GetGeneration() != cur.GetGeneration() ||
 		!maps.Equal(old.GetLabels(), cur.GetLabels()) || !maps.Equal(old.GetAnnotations(), cur.GetAnnotations())
+}
+
+// healthChanged reports whether a tracked object's health moved.
+func healthChanged(old, cur *unstructured.Unstructured) bool {
+	if trackedBy(cur) == "" || old.GetResourceVersion() == cur.GetResourceVersion() {
+		return false
+	}
+	before, _ := healthOf(old)
+	after, _ := healthOf(cur)
+	return before != after
 }
 
 // get returns the live object from the informer cache, or GETs it; nil when
@@ -207,6 +222,19 @@ func (e *Engine) onDrift(u *unstructured.Unstructured, deleted bool) {
 		return
 	}
 	e.queue.AddAfter(name, 500*time.Millisecond) // refresh status: OutOfSync
+}
+
+// onHealth refreshes the status of the Application tracking u, so health
+// follows the cluster without waiting for the next poll.
+func (e *Engine) onHealth(u *unstructured.Unstructured) {
+	name := trackedBy(u)
+	e.mu.Lock()
+	st := e.states[name]
+	ok := st != nil && !st.syncing && st.desired != nil
+	e.mu.Unlock()
+	if ok {
+		e.queue.AddAfter(name, 200*time.Millisecond)
+	}
 }
 
 // healWork re-applies drifted objects one at a time, from the last synced

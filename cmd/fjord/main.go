@@ -39,6 +39,9 @@ func main() {
 			statusCommand(),
 			syncCommand(),
 			diffCommand(),
+			certCommand(),
+			sealCommand(),
+			sealingKeysCommand(),
 			preflightCommand(),
 			versionCommand(),
 		},
@@ -95,6 +98,13 @@ var usage = map[string]string{
 	"gitops.prune-protect-ratio":   "refuse to prune more than this fraction of an Application's objects at once",
 	"gitops.webhook-listen":        "address (host:port) of the push webhook, POST /api/webhook (GitHub, GitLab); empty: off",
 	"gitops.webhook-secret":        "shared secret of the webhook (GitHub's HMAC secret, GitLab's token)",
+	"sealing.disable":              "turn the sealed-secrets controller off",
+	"sealing.key-rotation-period":  "make a new sealing key this often; old keys still decrypt (0: never)",
+	"sealing.key-bits":             "RSA size of new sealing keys",
+	"sealing.key-ttl":              "validity of a new sealing key's certificate",
+	"sealing.import-keys":          "key backup (fjord sealing-keys export, or upstream's key Secrets) imported at start",
+	"sealing.port":                 "port of the sealed-secrets HTTP API (cert.pem, verify, rotate) on the node IP, for kubeseal via the API server",
+	"sealing.accept-v1-data":       "accept SealedSecrets in the deprecated spec.data form",
 }
 
 // configFlags returns --config and one flag per configuration key, bound to

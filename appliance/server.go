@@ -6,12 +6,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
+
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/fjord-dev/fjord/appliance/component"
 	"github.com/fjord-dev/fjord/appliance/controlplane"
@@ -27,8 +33,10 @@ const StopTimeout = 30 * time.Second
 
 // Hooks let the caller follow the server's life (systemd notifications).
 type Hooks struct {
-	// Ready is called once every component is ready.
-	Ready func()
+	// Ready is called once every component is ready, with a liveness check
+	// (kube-apiserver's /readyz over loopback, as the admin) that the
+	// caller ties systemd's watchdog to.
+	Ready func(alive func() bool)
 	// Status is called with one-line status updates.
 	Status func(string)
 }
@@ -139,7 +147,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, hooks Hooks) error {
 	log.Info("fjord is ready", "kubeconfig", kubeconfigs.Admin)
 	status("control plane ready")
 	if hooks.Ready != nil {
-		hooks.Ready()
+		hooks.Ready(liveness(kubeconfigs.Admin, log, status))
 	}
 	runErr := mgr.Wait(ctx)
 	if runErr != nil {
@@ -190,4 +198,46 @@ func resolveNode(cfg Config) (string, net.IP, error) {
 		return "", nil, fmt.Errorf("node-ip: %w; set --node-ip", err)
 	}
 	return name, ip, nil
+}
+
+// liveness returns a check that kube-apiserver still answers /readyz (which
+// covers the datastore). A failure is logged and shown in the status line;
+// the watchdog stops pinging, so systemd restarts a server that stays down.
+func liveness(kubeconfig string, log *slog.Logger, status func(string)) func() bool {
+	var client *http.Client
+	var url string
+	if cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig); err == nil {
+		cfg.Timeout = 10 * time.Second
+		client, _ = rest.HTTPClientFor(cfg)
+		url = strings.TrimSuffix(cfg.Host, "/") + "/readyz"
+	}
+	failing := false
+	return func() bool {
+		if client == nil {
+			return true // cannot check: do not turn a bad kubeconfig into restarts
+		}
+		err := func() error {
+			resp, err := client.Get(url)
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+				return fmt.Errorf("%s: %s", resp.Status, strings.Join(strings.Fields(string(body)), " "))
+			}
+			return nil
+		}()
+		switch {
+		case err != nil:
+			log.Warn("kube-apiserver is not ready; the systemd watchdog is not pinged", "err", err)
+			status("kube-apiserver not ready: " + err.Error())
+			failing = true
+		case failing:
+			log.Info("kube-apiserver is ready again")
+			status("control plane ready")
+			failing = false
+		}
+		return err == nil
+	}
 }

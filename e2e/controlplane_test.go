@@ -120,6 +120,18 @@ func TestControlPlaneOnKineSQLite(t *testing.T) {
 }
 
 func TestControlPlaneOnKinePostgres(t *testing.T) {
+	endpoint, _ := postgresDatabase(t)
+	s := newServer(t, "--datastore-endpoint", endpoint)
+	exerciseControlPlane(t, s, kineRaw)
+	if strings.Contains(s.out.String(), "fjord@") && strings.Contains(s.out.String(), ":fjord@") {
+		t.Fatal("the datastore password appears in fjord's output")
+	}
+}
+
+// postgresDatabase makes a PostgreSQL database of the test's own (so reruns
+// start empty) and returns its kine endpoint and a psql runner on it.
+func postgresDatabase(t *testing.T) (endpoint, name string) {
+	t.Helper()
 	dsn := os.Getenv("FJORD_TEST_POSTGRES")
 	if dsn == "" {
 		if os.Getenv("CI") != "" {
@@ -127,21 +139,18 @@ func TestControlPlaneOnKinePostgres(t *testing.T) {
 		}
 		t.Skip("FJORD_TEST_POSTGRES is not set (make e2e sets it)")
 	}
-	// A database of its own, so reruns start empty.
 	db := fmt.Sprintf("fjord_e2e_%d", time.Now().UnixNano())
-	psql := func(sql string) {
-		out, err := exec.Command("psql", dsn, "-qc", sql).CombinedOutput()
-		if err != nil {
-			t.Fatalf("psql %q: %v\n%s", sql, err, out)
-		}
-	}
-	psql("CREATE DATABASE " + db)
+	psql(t, "CREATE DATABASE "+db)
 	t.Cleanup(func() { exec.Command("psql", dsn, "-qc", "DROP DATABASE IF EXISTS "+db+" WITH (FORCE)").Run() })
-	endpoint := strings.Replace(dsn, "/fjord?", "/"+db+"?", 1)
-	s := newServer(t, "--datastore-endpoint", endpoint)
-	exerciseControlPlane(t, s, kineRaw)
-	if strings.Contains(s.out.String(), "fjord@") && strings.Contains(s.out.String(), ":fjord@") {
-		t.Fatal("the datastore password appears in fjord's output")
+	return strings.Replace(dsn, "/fjord?", "/"+db+"?", 1), db
+}
+
+// psql runs one statement as the test role on the test cluster.
+func psql(t *testing.T, sql string) {
+	t.Helper()
+	out, err := exec.Command("psql", os.Getenv("FJORD_TEST_POSTGRES"), "-qc", sql).CombinedOutput()
+	if err != nil {
+		t.Fatalf("psql %q: %v\n%s", sql, err, out)
 	}
 }
 

@@ -59,6 +59,7 @@ type server struct {
 	dataDir string
 	port    int
 	args    []string
+	env     []string // added to the environment
 	cmd     *exec.Cmd
 	out     *syncBuffer
 	exited  chan struct{}
@@ -123,6 +124,7 @@ func (s *server) start() {
 	s.t.Helper()
 	s.out = &syncBuffer{}
 	s.cmd = exec.Command(fjordBin, s.args...)
+	s.cmd.Env = append(os.Environ(), s.env...)
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatal(err)

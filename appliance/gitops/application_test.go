@@ -135,6 +135,7 @@ func TestObjectAnnotations(t *testing.T) {
 }
 
 func TestHealth(t *testing.T) {
+	ss := "apiVersion: bitnami.com/v1alpha1\nkind: SealedSecret\nmetadata: {name: s, generation: 2}\nspec: {encryptedData: {a: b}}\n"
 	for _, tc := range []struct {
 		name string
 		doc  string
@@ -143,6 +144,10 @@ func TestHealth(t *testing.T) {
 		{"a ConfigMap is healthy", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n", Healthy},
 		{"a Deployment without available replicas progresses", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d, generation: 1}\nspec: {replicas: 2}\nstatus: {observedGeneration: 1, replicas: 2, updatedReplicas: 2, availableReplicas: 0}\n", Progressing},
 		{"a Deployment with every replica available is healthy", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d, generation: 1}\nspec: {replicas: 2}\nstatus: {observedGeneration: 1, replicas: 2, updatedReplicas: 2, readyReplicas: 2, availableReplicas: 2, conditions: [{type: Available, status: 'True'}]}\n", Healthy},
+		{"a SealedSecret not yet seen by the controller progresses", ss, Progressing},
+		{"an unsealed SealedSecret is healthy", ss + "status: {observedGeneration: 2, conditions: [{type: Synced, status: 'True'}]}\n", Healthy},
+		{"a SealedSecret that cannot be unsealed is degraded", ss + "status: {observedGeneration: 2, conditions: [{type: Synced, status: 'False', message: 'no key could decrypt secret'}]}\n", Degraded},
+		{"a SealedSecret synced for an older generation progresses", ss + "status: {observedGeneration: 1, conditions: [{type: Synced, status: 'False'}]}\n", Progressing},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got, msg := healthOf(mustUnstructured(t, tc.doc)); got != tc.want {

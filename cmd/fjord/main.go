@@ -173,8 +173,11 @@ func serverCommand() *cli.Command {
 				debug.SetGCPercent(50)
 			}
 			notify := systemd.NewNotifier(log)
-			go notify.Watchdog(c.Context, nil)
-			hooks := appliance.Hooks{Ready: notify.Ready, Status: notify.Status}
+			hooks := appliance.Hooks{Status: notify.Status, Ready: func(alive func() bool) {
+				notify.Ready()
+				// systemd starts the watchdog at READY=1.
+				go notify.Watchdog(c.Context, alive)
+			}}
 			err = appliance.Run(c.Context, cfg, log, hooks)
 			notify.Stopping()
 			if err != nil {

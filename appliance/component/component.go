@@ -21,3 +21,11 @@ type Component interface {
 	// channel means the component cannot fail after Start.
 	Err() <-chan error
 }
+
+// StartSuffices is implemented by a component whose successors need only its
+// Start, not its readiness (a controller that installed its CRD and whose
+// caches are still filling). The Manager then waits for its Ready alongside
+// the components after it, instead of before them.
+type StartSuffices interface {
+	StartSuffices()
+}

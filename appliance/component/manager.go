@@ -12,8 +12,9 @@ import (
 const DefaultReadyTimeout = 3 * time.Minute
 
 // Manager runs components in their declared order. It starts each one and waits
-// for it to be ready before starting the next; on a failure it stops the ones
-// already started in reverse order and joins every error.
+// for it to be ready before starting the next (for a StartSuffices component,
+// it waits alongside the next ones); on a failure it stops the ones already
+// started in reverse order and joins every error.
 type Manager struct {
 	log          *slog.Logger
 	components   []Component
@@ -38,16 +39,45 @@ func (m *Manager) Start(ctx context.Context) error {
 			return errors.Join(fmt.Errorf("initialising %s: %w", c.Name(), err), m.Stop(context.WithoutCancel(ctx)))
 		}
 	}
+	var pending []chan error // readiness of StartSuffices components
+	pctx, cancelPending := context.WithCancel(ctx)
+	defer cancelPending()
+	ready := func(ctx context.Context, c Component, begin time.Time) error {
+		if err := m.waitReady(ctx, c); err != nil {
+			return err
+		}
+		m.log.Info("component ready", "component", c.Name(), "took", time.Since(begin).Round(time.Millisecond))
+		return nil
+	}
+	fail := func(err error) error {
+		cancelPending()
+		for _, p := range pending {
+			<-p // no Ready outlives Start
+		}
+		return errors.Join(err, m.Stop(context.WithoutCancel(ctx)))
+	}
 	for _, c := range m.components {
 		begin := time.Now()
 		m.started = append(m.started, c)
 		if err := c.Start(ctx); err != nil {
-			return errors.Join(fmt.Errorf("starting %s: %w", c.Name(), err), m.Stop(context.WithoutCancel(ctx)))
+			return fail(fmt.Errorf("starting %s: %w", c.Name(), err))
 		}
-		if err := m.waitReady(ctx, c); err != nil {
-			return errors.Join(err, m.Stop(context.WithoutCancel(ctx)))
+		if _, ok := c.(StartSuffices); ok {
+			p := make(chan error, 1)
+			go func() { p <- ready(pctx, c, begin) }()
+			pending = append(pending, p)
+			continue
 		}
-		m.log.Info("component ready", "component", c.Name(), "took", time.Since(begin).Round(time.Millisecond))
+		if err := ready(ctx, c, begin); err != nil {
+			return fail(err)
+		}
+	}
+	var errs []error
+	for _, p := range pending {
+		errs = append(errs, <-p)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return errors.Join(err, m.Stop(context.WithoutCancel(ctx)))
 	}
 	return nil
 }

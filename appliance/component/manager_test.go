@@ -185,3 +185,66 @@ func TestManager(t *testing.T) {
 		}
 	})
 }
+
+// overlapping is a fake whose successors need only its Start.
+type overlapping struct {
+	*fakeComponent
+	release chan struct{}
+}
+
+func (o overlapping) StartSuffices() {}
+
+func (o overlapping) Ready(ctx context.Context) error {
+	o.journal.add("ready? " + o.name)
+	select {
+	case <-o.release:
+		o.journal.add("ready " + o.name)
+		return o.readyErr
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func TestManagerStartSuffices(t *testing.T) {
+	t.Run("the next component starts before a StartSuffices one is ready, and Start waits for both", func(t *testing.T) {
+		j := &journal{}
+		fs := newFakes(j, "a", "b")
+		a := overlapping{fakeComponent: fs[0], release: make(chan struct{})}
+		m := NewManager(quiet, time.Second, a, fs[1])
+		done := make(chan error, 1)
+		go func() { done <- m.Start(t.Context()) }()
+		deadline := time.Now().Add(time.Second)
+		for !slices.Contains(j.get(), "start b") {
+			if time.Now().After(deadline) {
+				t.Fatalf("b did not start while a was not ready: %v", j.get())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("Start returned before a was ready: %v", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+		close(a.release)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if got := j.get(); !slices.Contains(got, "ready a") {
+			t.Fatalf("got %v", got)
+		}
+	})
+	t.Run("its failing Ready fails Start and stops everything", func(t *testing.T) {
+		j := &journal{}
+		fs := newFakes(j, "a", "b")
+		a := overlapping{fakeComponent: fs[0], release: make(chan struct{})}
+		a.readyErr = errors.New("cache never synced")
+		close(a.release)
+		err := NewManager(quiet, time.Second, a, fs[1]).Start(t.Context())
+		if err == nil || !strings.Contains(err.Error(), "waiting for a: cache never synced") {
+			t.Fatalf("got %v", err)
+		}
+		if got := j.get(); !slices.Contains(got, "stop b") || !slices.Contains(got, "stop a") {
+			t.Fatalf("got %v", got)
+		}
+	})
+}

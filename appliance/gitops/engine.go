@@ -121,6 +121,10 @@ func (e *Engine) Start(ctx context.Context) error {
 	if err := e.connect(); err != nil {
 		return err
 	}
+	// The API server builds a CRD's watch cache on the first request and
+	// answers 429 (retry after 1s) until it is filled: ask now, so the
+	// informer's list below finds it ready.
+	go e.dyn.Resource(ApplicationGVR).Namespace(e.cfg.Namespace).List(context.WithoutCancel(ctx), metav1.ListOptions{Limit: 1, ResourceVersion: "0"})
 	e.events = record.NewBroadcaster()
 	e.events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: e.kube.CoreV1().Events("")})
 	e.recorder = e.events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "fjord-gitops"})

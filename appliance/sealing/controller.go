@@ -116,9 +116,11 @@ func (c *Controller) Start(ctx context.Context) error {
 	if err := c.connect(); err != nil {
 		return err
 	}
+	t0 := time.Now()
 	if err := c.installCRD(ctx); err != nil {
 		return err
 	}
+	tCRD := time.Since(t0)
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	c.cancel = cancel
 	c.events = record.NewBroadcaster()
@@ -128,6 +130,7 @@ func (c *Controller) Start(ctx context.Context) error {
 		workqueue.NewTypedItemExponentialFailureRateLimiter[string](500*time.Millisecond, 5*time.Minute),
 		workqueue.TypedRateLimitingQueueConfig[string]{Name: "sealedsecrets"})
 	// The informers fill their caches while the keys are loaded (or made).
+	c.awaitWatchCache(ctx)
 	c.startInformers(rctx)
 
 	if c.cfg.ImportKeys != "" {
@@ -157,9 +160,7 @@ func (c *Controller) Start(ctx context.Context) error {
 			return err
 		}
 	}
-	if !cache.WaitForCacheSync(ctx.Done(), c.sealed.HasSynced, c.keys.HasSynced, c.secrets.HasSynced) {
-		return errors.New("sealing: caches did not sync")
-	}
+	tKeys := time.Since(t0)
 	for range 2 {
 		c.wg.Go(func() { c.work(rctx) })
 	}
@@ -172,12 +173,23 @@ func (c *Controller) Start(ctx context.Context) error {
 		}
 	})
 	c.log.Info("sealed-secrets controller started", "keys", c.ring.Len(), "active-key", c.ring.Active().Fingerprint(),
-		"api", "http://"+c.listener.Addr().String())
+		"api", "http://"+c.listener.Addr().String(), "crd", tCRD.Round(time.Millisecond), "keys", tKeys.Round(time.Millisecond))
 	return nil
 }
 
-// Ready implements component.Component: Start returns only once serving.
-func (c *Controller) Ready(context.Context) error { return nil }
+// Ready waits for the informers' first lists. The GitOps engine, started
+// next, needs only the CRD, which Start installed (StartSuffices); the
+// first list of a just-served CRD waits about a second for the API
+// server's watch cache, which so overlaps the engine's own start.
+func (c *Controller) Ready(ctx context.Context) error {
+	if !cache.WaitForCacheSync(ctx.Done(), c.sealed.HasSynced, c.keys.HasSynced, c.secrets.HasSynced) {
+		return errors.New("sealing: caches did not sync")
+	}
+	return nil
+}
+
+// StartSuffices implements component.StartSuffices.
+func (c *Controller) StartSuffices() {}
 
 // Err implements component.Component.
 func (c *Controller) Err() <-chan error { return c.errCh }
@@ -254,6 +266,28 @@ func (c *Controller) installCRD(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// awaitWatchCache waits (briefly) until the API server's watch cache for
+// SealedSecrets is filled. The API server builds a CRD's cache on the first
+// request and answers 429 "retry after 1s" until then; a client's list
+// would sleep that whole second, where the cache takes tens of
+// milliseconds. Asking without retries every 20 ms avoids it.
+func (c *Controller) awaitWatchCache(ctx context.Context) {
+	path := "/apis/" + Group + "/" + Version + "/" + Resource
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		err := c.kube.Discovery().RESTClient().Get().AbsPath(path).
+			Param("limit", "1").Param("resourceVersion", "0").MaxRetries(0).Do(ctx).Error()
+		if !apierrors.IsTooManyRequests(err) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(20 * time.Millisecond):
 		}
 	}
 }

@@ -127,7 +127,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, hooks Hooks) error {
 	if !cfg.Sealing.Disable {
 		// Before GitOps, so the SealedSecret API exists when Git brings some.
 		components = append(components, sealing.New(cfg.Sealing, sealing.Runtime{
-			Kubeconfig: kubeconfigs.Admin, NodeName: nodeName, NodeIP: nodeIP, Log: log}))
+			DataDir: cfg.DataDir, Kubeconfig: kubeconfigs.Admin, NodeName: nodeName, NodeIP: nodeIP, Log: log}))
 	}
 	if !cfg.GitOps.Disable {
 		components = append(components, gitops.New(cfg.GitOps, gitops.Runtime{DataDir: cfg.DataDir, Kubeconfig: kubeconfigs.Admin, Log: log}))

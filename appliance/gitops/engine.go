@@ -34,6 +34,7 @@ import (
 	"github.com/fjord-dev/fjord/appliance/component"
 	"github.com/fjord-dev/fjord/appliance/gitops/build"
 	"github.com/fjord-dev/fjord/appliance/gitops/source"
+	"github.com/fjord-dev/fjord/appliance/watchcache"
 )
 
 // FieldManager is the server-side apply field manager of everything Fjord
@@ -121,10 +122,6 @@ func (e *Engine) Start(ctx context.Context) error {
 	if err := e.connect(); err != nil {
 		return err
 	}
-	// The API server builds a CRD's watch cache on the first request and
-	// answers 429 (retry after 1s) until it is filled: ask now, so the
-	// informer's list below finds it ready.
-	go e.dyn.Resource(ApplicationGVR).Namespace(e.cfg.Namespace).List(context.WithoutCancel(ctx), metav1.ListOptions{Limit: 1, ResourceVersion: "0"})
 	e.events = record.NewBroadcaster()
 	e.events.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: e.kube.CoreV1().Events("")})
 	e.recorder = e.events.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "fjord-gitops"})
@@ -136,6 +133,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	if _, err := e.rm.ApplyAllStaged(ctx, boot, ssa.ApplyOptions{WaitInterval: 200 * time.Millisecond, WaitTimeout: time.Minute}); err != nil {
 		return fmt.Errorf("installing the Application CRD: %w", err)
 	}
+	watchcache.Await(ctx, e.kube.Discovery().RESTClient(), "/apis/"+ApplicationGVR.Group+"/"+ApplicationGVR.Version+"/"+ApplicationGVR.Resource, 2*time.Second)
 	return e.startWorkers(ctx)
 }
 

@@ -5,10 +5,13 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"maps"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -36,6 +39,7 @@ import (
 	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/fjord-dev/fjord/appliance/component"
+	"github.com/fjord-dev/fjord/appliance/watchcache"
 )
 
 //go:embed crd-sealedsecret.yaml
@@ -51,6 +55,8 @@ const (
 
 // Runtime is what the controller needs beyond its configuration section.
 type Runtime struct {
+	// DataDir holds a marker saying the datastore has a key already.
+	DataDir    string
 	Kubeconfig string
 	NodeName   string
 	// NodeIP is where the HTTP API listens, for the API server's proxy.
@@ -80,7 +86,9 @@ type Controller struct {
 	server   *http.Server
 	listener net.Listener
 
-	rotate chan struct{}
+	// early delivers the first key, generated during the control plane's
+	// start on a first boot (no marker in the data dir).
+	early  chan keyResult
 	errCh  chan error
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -92,7 +100,7 @@ var _ component.Component = (*Controller)(nil)
 func New(cfg Config, rt Runtime) *Controller {
 	AcceptV1Data = cfg.AcceptV1Data
 	return &Controller{cfg: cfg, rt: rt, log: rt.Log.With("component", "sealing"), ring: NewRing(),
-		rotate: make(chan struct{}, 1), errCh: make(chan error, 1)}
+		errCh: make(chan error, 1)}
 }
 
 // Name implements component.Component.
@@ -106,8 +114,25 @@ func (c *Controller) Init(context.Context) error {
 		return fmt.Errorf("sealing.port: listening on %s: %w", addr, err)
 	}
 	c.listener = l
+	if _, err := os.Stat(c.marker()); errors.Is(err, fs.ErrNotExist) {
+		// A first boot needs a key; making one (a second or two of CPU for
+		// 4096 bits) overlaps the datastore's and API server's start.
+		c.early = make(chan keyResult, 1)
+		go func() {
+			k, err := GenerateKey(c.cfg.KeyBits, c.cfg.KeyTTL, "")
+			c.early <- keyResult{k, err}
+		}()
+	}
 	return nil
 }
+
+type keyResult struct {
+	key *Key
+	err error
+}
+
+// marker is the file that says the datastore holds a sealing key.
+func (c *Controller) marker() string { return filepath.Join(c.rt.DataDir, "sealing-key-stored") }
 
 // Start installs the SealedSecret CRD, imports and loads the keys (making
 // the first one when there is none), registers the Service kubeseal
@@ -130,7 +155,7 @@ func (c *Controller) Start(ctx context.Context) error {
 		workqueue.NewTypedItemExponentialFailureRateLimiter[string](500*time.Millisecond, 5*time.Minute),
 		workqueue.TypedRateLimitingQueueConfig[string]{Name: "sealedsecrets"})
 	// The informers fill their caches while the keys are loaded (or made).
-	c.awaitWatchCache(ctx)
+	watchcache.Await(ctx, c.kube.Discovery().RESTClient(), "/apis/"+Group+"/"+Version+"/"+Resource, 2*time.Second)
 	c.startInformers(rctx)
 
 	if c.cfg.ImportKeys != "" {
@@ -159,6 +184,9 @@ func (c *Controller) Start(ctx context.Context) error {
 		if _, err := c.newKey(ctx); err != nil {
 			return err
 		}
+	}
+	if err := os.WriteFile(c.marker(), nil, 0o600); err != nil {
+		c.log.Warn("cannot mark the sealing key as stored; the next start makes a spare one", "err", err)
 	}
 	tKeys := time.Since(t0)
 	for range 2 {
@@ -270,32 +298,18 @@ func (c *Controller) installCRD(ctx context.Context) error {
 	}
 }
 
-// awaitWatchCache waits (briefly) until the API server's watch cache for
-// SealedSecrets is filled. The API server builds a CRD's cache on the first
-// request and answers 429 "retry after 1s" until then; a client's list
-// would sleep that whole second, where the cache takes tens of
-// milliseconds. Asking without retries every 20 ms avoids it.
-func (c *Controller) awaitWatchCache(ctx context.Context) {
-	path := "/apis/" + Group + "/" + Version + "/" + Resource
-	deadline := time.Now().Add(2 * time.Second)
-	for time.Now().Before(deadline) {
-		err := c.kube.Discovery().RESTClient().Get().AbsPath(path).
-			Param("limit", "1").Param("resourceVersion", "0").MaxRetries(0).Do(ctx).Error()
-		if !apierrors.IsTooManyRequests(err) {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-}
-
 // newKey makes a key, stores it as a Secret and puts it in the ring.
 func (c *Controller) newKey(ctx context.Context) (*Key, error) {
 	start := time.Now()
-	k, err := GenerateKey(c.cfg.KeyBits, c.cfg.KeyTTL, "")
+	var k *Key
+	var err error
+	if c.early != nil {
+		r := <-c.early
+		c.early = nil
+		k, err = r.key, r.err
+	} else {
+		k, err = GenerateKey(c.cfg.KeyBits, c.cfg.KeyTTL, "")
+	}
 	if err != nil {
 		return nil, fmt.Errorf("generating a sealing key: %w", err)
 	}

@@ -65,6 +65,7 @@ test: deps-test unit compat e2e
 bench: build deps-test
 	$(GO) run ./e2e/bench/fsync -n 3
 	FJORD_BIN=$(CURDIR)/$(BIN) $(GO) run ./e2e/bench/startup -runs 5
+	FJORD_BIN=$(CURDIR)/$(BIN) $(GO) run ./e2e/bench/sealing
 	cp $(BIN) /tmp/fjord-bench-bin && $(GO) run ./e2e/bench/gitops -bin /tmp/fjord-bench-bin -n 1000 $(if $(FLUX),-flux $(FLUX))
 
 # Upstream's kubeseal CLI, of the version e2e/sealcompat pins: the e2e tests

@@ -59,6 +59,16 @@ func TestBadInputIsRefusedClearly(t *testing.T) {
 		defer l.Close()
 		mustContain(t, refuses(t, s), "https-listen-port "+strconv.Itoa(s.port), "address already in use")
 	})
+	t.Run("a key backup that is not one is named, before anything starts", func(t *testing.T) {
+		backup := filepath.Join(t.TempDir(), "keys.yaml")
+		os.WriteFile(backup, []byte("apiVersion: v1\nkind: Secret\nmetadata: {name: k, namespace: kube-system}\ndata: {tls.key: Z2FyYmFnZQ==, tls.crt: Z2FyYmFnZQ==}\n"), 0o600)
+		s := newServer(t, "--sealing.import-keys", backup)
+		out := refuses(t, s)
+		mustContain(t, out, "sealing.import-keys", backup, "tls.key is not a PEM private key")
+		if strings.Contains(out, "component ready") {
+			t.Fatalf("components started before the backup was read:\n%s", out)
+		}
+	})
 	t.Run("a data dir that cannot be written is named", func(t *testing.T) {
 		s := newServer(t)
 		// Root ignores permissions: a data dir below a regular file cannot exist.

@@ -88,10 +88,12 @@ type Controller struct {
 
 	// early delivers the first key, generated during the control plane's
 	// start on a first boot (no marker in the data dir).
-	early  chan keyResult
-	errCh  chan error
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	early chan keyResult
+	// imports are the key Secrets of sealing.import-keys, read at Init.
+	imports []*corev1.Secret
+	errCh   chan error
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
 }
 
 var _ component.Component = (*Controller)(nil)
@@ -114,6 +116,13 @@ func (c *Controller) Init(context.Context) error {
 		return fmt.Errorf("sealing.port: listening on %s: %w", addr, err)
 	}
 	c.listener = l
+	if c.cfg.ImportKeys != "" {
+		// Read now, so a bad backup stops the server before anything starts.
+		if c.imports, err = ReadKeyFile(c.cfg.ImportKeys); err != nil {
+			l.Close()
+			return fmt.Errorf("sealing.import-keys: %w", err)
+		}
+	}
 	if _, err := os.Stat(c.marker()); errors.Is(err, fs.ErrNotExist) {
 		// A first boot needs a key; making one (a second or two of CPU for
 		// 4096 bits) overlaps the datastore's and API server's start.
@@ -158,16 +167,12 @@ func (c *Controller) Start(ctx context.Context) error {
 	watchcache.Await(ctx, c.kube.Discovery().RESTClient(), "/apis/"+Group+"/"+Version+"/"+Resource, 2*time.Second)
 	c.startInformers(rctx)
 
-	if c.cfg.ImportKeys != "" {
-		secrets, err := ReadKeyFile(c.cfg.ImportKeys)
+	if len(c.imports) > 0 {
+		n, err := ImportKeys(ctx, c.kube, c.imports)
 		if err != nil {
 			return fmt.Errorf("sealing.import-keys: %w", err)
 		}
-		n, err := ImportKeys(ctx, c.kube, secrets)
-		if err != nil {
-			return fmt.Errorf("sealing.import-keys: %w", err)
-		}
-		c.log.Info("imported sealing keys", "file", c.cfg.ImportKeys, "new", n, "in-file", len(secrets))
+		c.log.Info("imported sealing keys", "file", c.cfg.ImportKeys, "new", n, "in-file", len(c.imports))
 	}
 	keys, bad, err := ListKeys(ctx, c.kube)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -127,12 +128,13 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, hooks Hooks) error {
 	if !cfg.Sealing.Disable {
 		// Before GitOps, so the SealedSecret API exists when Git brings some.
 		components = append(components, sealing.New(cfg.Sealing, sealing.Runtime{
-			DataDir: cfg.DataDir, Kubeconfig: kubeconfigs.Admin, NodeName: nodeName, NodeIP: nodeIP, Log: log}))
+			DataDir: cfg.DataDir, Kubeconfig: kubeconfigs.Admin, NodeIP: nodeIP, Log: log}))
 	}
 	if !cfg.GitOps.Disable {
 		components = append(components, gitops.New(cfg.GitOps, gitops.Runtime{DataDir: cfg.DataDir, Kubeconfig: kubeconfigs.Admin, Log: log}))
 	}
 	mgr := component.NewManager(log, 0, components...)
+	var stopping atomic.Bool // from here on the watchdog does not judge readiness
 	log.Info("starting fjord", "data-dir", cfg.DataDir, "node-name", nodeName, "node-ip", nodeIP.String(),
 		"datastore", datastoreName(cfg.Datastore), "https-listen-port", cfg.HTTPSListenPort)
 	status("starting control plane")
@@ -147,9 +149,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, hooks Hooks) error {
 	log.Info("fjord is ready", "kubeconfig", kubeconfigs.Admin)
 	status("control plane ready")
 	if hooks.Ready != nil {
-		hooks.Ready(liveness(kubeconfigs.Admin, log, status))
+		hooks.Ready(liveness(kubeconfigs.Admin, log, status, &stopping))
 	}
 	runErr := mgr.Wait(ctx)
+	stopping.Store(true)
 	if runErr != nil {
 		log.Error("component failed, stopping", "err", runErr)
 	} else {
@@ -203,7 +206,8 @@ func resolveNode(cfg Config) (string, net.IP, error) {
 // liveness returns a check that kube-apiserver still answers /readyz (which
 // covers the datastore). A failure is logged and shown in the status line;
 // the watchdog stops pinging, so systemd restarts a server that stays down.
-func liveness(kubeconfig string, log *slog.Logger, status func(string)) func() bool {
+// While stopping, it reports alive: systemd's stop timeout governs then.
+func liveness(kubeconfig string, log *slog.Logger, status func(string), stopping *atomic.Bool) func() bool {
 	var client *http.Client
 	var url string
 	if cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig); err == nil {
@@ -213,8 +217,8 @@ func liveness(kubeconfig string, log *slog.Logger, status func(string)) func() b
 	}
 	failing := false
 	return func() bool {
-		if client == nil {
-			return true // cannot check: do not turn a bad kubeconfig into restarts
+		if client == nil || stopping.Load() {
+			return true // cannot check (do not turn a bad kubeconfig into restarts), or stopping
 		}
 		err := func() error {
 			resp, err := client.Get(url)

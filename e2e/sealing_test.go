@@ -423,6 +423,23 @@ func TestSealingKeysRotateAndSurviveARebuiltVM(t *testing.T) {
 	if out := n.fjord(t, "", "sealing-keys", "import", backup); !strings.Contains(out, "imported 0 new keys") {
 		t.Fatalf("second import: %s", out)
 	}
+	// Keys relabelled compromised stay so when the backup is imported
+	// again, and with no active key left the controller makes a new one.
+	n.mustKubectl("label", "secret", "-n", "kube-system", "-l", "sealedsecrets.bitnami.com/sealed-secrets-key=active",
+		"sealedsecrets.bitnami.com/sealed-secrets-key=compromised", "--overwrite")
+	if out := n.fjord(t, "", "sealing-keys", "import", backup); !strings.Contains(out, "imported 0 new keys") {
+		t.Fatalf("import after compromise: %s", out)
+	}
+	eventually(t, 30*time.Second, "a fresh active key", func() error {
+		active := strings.Fields(n.mustKubectl("get", "secret", "-n", "kube-system", "-l", "sealedsecrets.bitnami.com/sealed-secrets-key=active", "-o", "name"))
+		if len(active) != 1 {
+			return fmt.Errorf("active keys: %v", active)
+		}
+		if cert, err := run(t, "", fjordBin, "cert", "--kubeconfig", n.kubeconfig()); err != nil || cert == certA || cert == certB {
+			return fmt.Errorf("the active certificate is an old one (or %v)", err)
+		}
+		return nil
+	})
 	for _, srv := range []*server{s, r, n} {
 		if strings.Contains(srv.out.String(), "sealed-with-key") || strings.Contains(srv.out.String(), "PRIVATE KEY") {
 			t.Fatal("a value or a private key is in fjord's log")

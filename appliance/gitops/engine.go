@@ -94,6 +94,9 @@ type appState struct {
 	failureAttempt string
 	// applied holds the hash of each object as last applied.
 	applied map[objKey]string
+	// healthOnly asks the next reconcile for a status refresh only (an
+	// applied object's health changed); a trigger from Git clears it.
+	healthOnly bool
 }
 
 type healKey struct {
@@ -306,6 +309,11 @@ func (e *Engine) Trigger(url string) int {
 		u := obj.(*unstructured.Unstructured)
 		repo, _, _ := unstructured.NestedString(u.Object, "spec", "source", "repoURL")
 		if got, _ := source.NormalizeURL(repo); url == "" || got == want {
+			e.mu.Lock()
+			if st := e.states[u.GetName()]; st != nil {
+				st.healthOnly = false
+			}
+			e.mu.Unlock()
 			e.queue.Add(u.GetName())
 			n++
 		}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -85,11 +86,24 @@ func (e *Engine) sync(ctx context.Context, app *Application, st *appState, opera
 		return failed(prev, "InvalidSpecError", err.Error(), false)
 	}
 	src := app.Spec.Source
+	// A health change of an applied object needs a status refresh, not a
+	// question to the Git host: the revision stays what was last attempted.
+	e.mu.Lock()
+	healthOnly := st.healthOnly && !operation
+	st.healthOnly = false
+	rev, attemptedGen, _ := strings.Cut(st.attempted, "@")
+	e.mu.Unlock()
+	if healthOnly && rev != "" && attemptedGen == strconv.FormatInt(app.Generation, 10) {
+		e.mu.Lock()
+		st.app = app
+		e.mu.Unlock()
+		return e.refresh(ctx, app, st, rev, prev, u)
+	}
 	repo, err := e.repository(ctx, src.RepoURL)
 	if err != nil {
 		return failed(prev, "ComparisonError", err.Error(), true)
 	}
-	rev, err := e.sources.Resolve(ctx, repo, src.TargetRevision)
+	rev, err = e.sources.Resolve(ctx, repo, src.TargetRevision)
 	if err != nil {
 		return failed(prev, "ComparisonError", err.Error(), !source.IsTerminal(err))
 	}

@@ -231,6 +231,9 @@ func (e *Engine) onHealth(u *unstructured.Unstructured) {
 	e.mu.Lock()
 	st := e.states[name]
 	ok := st != nil && !st.syncing && st.desired != nil
+	if ok {
+		st.healthOnly = true
+	}
 	e.mu.Unlock()
 	if ok {
 		e.queue.AddAfter(name, 200*time.Millisecond)

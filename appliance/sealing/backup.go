@@ -3,10 +3,8 @@ package sealing
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"slices"
 	"strings"
@@ -15,7 +13,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
 )
@@ -75,11 +72,15 @@ func ExportKeys(ctx context.Context, kube kubernetes.Interface, path string) (in
 	if err != nil {
 		return 0, fmt.Errorf("creating the backup: %w", err)
 	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path) // no half a backup of private keys
 		return 0, fmt.Errorf("writing %s: %w", path, err)
 	}
-	return len(out.Items), f.Close()
+	return len(out.Items), nil
 }
 
 // ReadKeyFile reads a key backup: YAML or JSON, one or more documents, each
@@ -97,59 +98,32 @@ func ReadKeyFile(path string) ([]*corev1.Secret, error) {
 }
 
 func parseKeyDocs(b []byte) ([]*corev1.Secret, error) {
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(b), 4096)
-	var out []*corev1.Secret
-	for doc := 1; ; doc++ {
-		var raw struct {
-			Kind  string            `json:"kind"`
-			Items []json.RawMessage `json:"items"`
-		}
-		var msg json.RawMessage
-		if err := dec.Decode(&msg); err != nil {
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			return nil, fmt.Errorf("document %d is not YAML or JSON", doc)
-		}
-		if len(bytes.TrimSpace(msg)) == 0 || string(msg) == "null" {
-			continue
-		}
-		if err := json.Unmarshal(msg, &raw); err != nil {
-			return nil, fmt.Errorf("document %d is not an object", doc)
-		}
-		items := []json.RawMessage{msg}
-		if strings.HasSuffix(raw.Kind, "List") {
-			items = raw.Items
-		} else if raw.Kind != "Secret" {
-			return nil, fmt.Errorf("document %d is a %q, not a Secret or a List", doc, raw.Kind)
-		}
-		for i, item := range items {
-			s := &corev1.Secret{}
-			if err := json.Unmarshal(item, s); err != nil || s.Kind != "Secret" {
-				return nil, fmt.Errorf("document %d, item %d is not a Secret", doc, i+1)
-			}
-			if _, err := ParseKeySecret(s); err != nil {
-				return nil, fmt.Errorf("document %d, item %d: %w", doc, i+1, err)
-			}
-			out = append(out, s)
+	secrets, err := ReadSecrets(bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	for i, s := range secrets {
+		if _, err := ParseKeySecret(s); err != nil {
+			return nil, fmt.Errorf("Secret %d: %w", i+1, err)
 		}
 	}
-	if len(out) == 0 {
-		return nil, errors.New("no key Secrets in it")
-	}
-	return out, nil
+	return secrets, nil
 }
 
-// ImportKeys stores the keys of secrets the cluster does not have yet, in
-// kube-system, under their own names when free. It returns how many it added.
+// ImportKeys stores the keys of secrets the cluster does not have yet (in
+// any state: a key relabelled compromised is not brought back), in
+// kube-system, under their own names when free and with their own label
+// value. It returns how many it added.
 func ImportKeys(ctx context.Context, kube kubernetes.Interface, secrets []*corev1.Secret) (int, error) {
-	have, _, err := ListKeys(ctx, kube)
+	list, err := kube.CoreV1().Secrets(KeyNamespace).List(ctx, metav1.ListOptions{LabelSelector: KeyLabel})
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("listing sealing keys: %w", err)
 	}
 	known := map[string]bool{}
-	for _, k := range have {
-		known[k.Fingerprint()] = true
+	for i := range list.Items {
+		if k, err := ParseKeySecret(&list.Items[i]); err == nil {
+			known[k.Fingerprint()] = true
+		}
 	}
 	added := 0
 	for _, s := range secrets {
@@ -168,9 +142,7 @@ func ImportKeys(ctx context.Context, kube kubernetes.Interface, secrets []*corev
 		}
 		in.Annotations = s.Annotations
 		for l, v := range s.Labels {
-			if l != KeyLabel {
-				in.Labels[l] = v
-			}
+			in.Labels[l] = v // KeyLabel included: "compromised" stays so
 		}
 		_, err = kube.CoreV1().Secrets(KeyNamespace).Create(ctx, in, metav1.CreateOptions{})
 		if apierrors.IsAlreadyExists(err) {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -32,11 +33,11 @@ type SealOptions struct {
 	Scope Scope
 	// Name and Namespace override the input Secret's.
 	Name, Namespace string
-	// AllowEmptyData seals a Secret without data.
-	AllowEmptyData bool
 }
 
-// ReadSecrets reads Secrets from YAML or JSON, one or more documents.
+// ReadSecrets reads Secrets from YAML or JSON: one or more documents,
+// each a Secret or a List of Secrets. Errors name the document and the
+// item, never their content.
 func ReadSecrets(r io.Reader) ([]*corev1.Secret, error) {
 	dec := utilyaml.NewYAMLOrJSONDecoder(r, 4096)
 	var out []*corev1.Secret
@@ -46,19 +47,31 @@ func ReadSecrets(r io.Reader) ([]*corev1.Secret, error) {
 			if errors.Is(err, io.EOF) {
 				break
 			}
-			return nil, fmt.Errorf("input document %d is not YAML or JSON: %w", doc, err)
+			return nil, fmt.Errorf("document %d is not YAML or JSON", doc)
 		}
 		if len(bytes.TrimSpace(msg)) == 0 || string(msg) == "null" {
 			continue
 		}
-		s := &corev1.Secret{}
-		if err := json.Unmarshal(msg, s); err != nil {
-			return nil, fmt.Errorf("input document %d is not a Secret: %w", doc, err)
+		var head struct {
+			Kind  string            `json:"kind"`
+			Items []json.RawMessage `json:"items"`
 		}
-		if s.Kind != "Secret" {
-			return nil, fmt.Errorf("input document %d is a %q, not a Secret", doc, s.Kind)
+		if err := json.Unmarshal(msg, &head); err != nil {
+			return nil, fmt.Errorf("document %d is not an object", doc)
 		}
-		out = append(out, s)
+		items := []json.RawMessage{msg}
+		if strings.HasSuffix(head.Kind, "List") {
+			items = head.Items
+		} else if head.Kind != "Secret" {
+			return nil, fmt.Errorf("document %d is a %q, not a Secret or a List", doc, head.Kind)
+		}
+		for i, item := range items {
+			s := &corev1.Secret{}
+			if err := json.Unmarshal(item, s); err != nil || s.Kind != "Secret" {
+				return nil, fmt.Errorf("document %d, item %d is not a Secret", doc, i+1)
+			}
+			out = append(out, s)
+		}
 	}
 	if len(out) == 0 {
 		return nil, errors.New("no Secret in the input")
@@ -71,8 +84,11 @@ func SealSecrets(pub *rsa.PublicKey, secrets []*corev1.Secret, o SealOptions) ([
 	var out []*SealedSecret
 	for _, s := range secrets {
 		s = s.DeepCopy()
-		if len(s.Data) == 0 && len(s.StringData) == 0 && !o.AllowEmptyData {
-			return nil, fmt.Errorf("Secret %q has no data; refusing to seal it (allow it explicitly to seal an empty Secret)", s.Name)
+		if len(s.Data) == 0 && len(s.StringData) == 0 {
+			// kubeseal --allow-empty-data makes such SealedSecrets; Fjord's
+			// controller refuses them (an empty one in Git is most often a
+			// mistake), so they are not made here either.
+			return nil, fmt.Errorf("Secret %q has no data: nothing to seal", s.Name)
 		}
 		if o.Name != "" {
 			s.Name = o.Name

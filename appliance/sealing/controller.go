@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"maps"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -58,7 +59,6 @@ type Runtime struct {
 	// DataDir holds a marker saying the datastore has a key already.
 	DataDir    string
 	Kubeconfig string
-	NodeName   string
 	// NodeIP is where the HTTP API listens, for the API server's proxy.
 	NodeIP net.IP
 	Log    *slog.Logger
@@ -89,6 +89,12 @@ type Controller struct {
 	// early delivers the first key, generated during the control plane's
 	// start on a first boot (no marker in the data dir).
 	early chan keyResult
+	// emptied wakes the rotation when the last key left the ring.
+	emptied chan struct{}
+	// written is the resourceVersion of each Secret as this controller last
+	// wrote it, so its own writes are not taken for someone's edit.
+	writtenMu sync.Mutex
+	written   map[string]string
 	// imports are the key Secrets of sealing.import-keys, read at Init.
 	imports []*corev1.Secret
 	errCh   chan error
@@ -102,7 +108,7 @@ var _ component.Component = (*Controller)(nil)
 func New(cfg Config, rt Runtime) *Controller {
 	AcceptV1Data = cfg.AcceptV1Data
 	return &Controller{cfg: cfg, rt: rt, log: rt.Log.With("component", "sealing"), ring: NewRing(),
-		errCh: make(chan error, 1)}
+		errCh: make(chan error, 1), emptied: make(chan struct{}, 1), written: map[string]string{}}
 }
 
 // Name implements component.Component.
@@ -123,7 +129,7 @@ func (c *Controller) Init(context.Context) error {
 			return fmt.Errorf("sealing.import-keys: %w", err)
 		}
 	}
-	if _, err := os.Stat(c.marker()); errors.Is(err, fs.ErrNotExist) {
+	if _, err := os.Stat(c.marker()); errors.Is(err, fs.ErrNotExist) && c.cfg.ImportKeys == "" {
 		// A first boot needs a key; making one (a second or two of CPU for
 		// 4096 bits) overlaps the datastore's and API server's start.
 		c.early = make(chan keyResult, 1)
@@ -190,6 +196,11 @@ func (c *Controller) Start(ctx context.Context) error {
 			return err
 		}
 	}
+	if c.early != nil {
+		// Keys were there after all (an external datastore, a new data dir).
+		go func(ch chan keyResult) { <-ch }(c.early)
+		c.early = nil
+	}
 	if err := os.WriteFile(c.marker(), nil, 0o600); err != nil {
 		c.log.Warn("cannot mark the sealing key as stored; the next start makes a spare one", "err", err)
 	}
@@ -206,14 +217,13 @@ func (c *Controller) Start(ctx context.Context) error {
 		}
 	})
 	c.log.Info("sealed-secrets controller started", "keys", c.ring.Len(), "active-key", c.ring.Active().Fingerprint(),
-		"api", "http://"+c.listener.Addr().String(), "crd", tCRD.Round(time.Millisecond), "keys", tKeys.Round(time.Millisecond))
+		"api", "http://"+c.listener.Addr().String(), "crd", tCRD.Round(time.Millisecond), "keys-took", tKeys.Round(time.Millisecond))
 	return nil
 }
 
 // Ready waits for the informers' first lists. The GitOps engine, started
-// next, needs only the CRD, which Start installed (StartSuffices); the
-// first list of a just-served CRD waits about a second for the API
-// server's watch cache, which so overlaps the engine's own start.
+// next, needs only the CRD, which Start installed (StartSuffices), so the
+// lists overlap the engine's own start.
 func (c *Controller) Ready(ctx context.Context) error {
 	if !cache.WaitForCacheSync(ctx.Done(), c.sealed.HasSynced, c.keys.HasSynced, c.secrets.HasSynced) {
 		return errors.New("sealing: caches did not sync")
@@ -331,19 +341,31 @@ func (c *Controller) newKey(ctx context.Context) (*Key, error) {
 	return k, nil
 }
 
-// rotation makes a new key whenever the newest one is KeyRotationPeriod old.
+// rotation makes a new key whenever the newest one is KeyRotationPeriod
+// old, and at once when the ring lost every key (all deleted or relabelled
+// compromised), rotation on or off.
 func (c *Controller) rotation(ctx context.Context) {
-	if c.cfg.KeyRotationPeriod == 0 {
-		return
+	due := func() time.Duration {
+		k := c.ring.Active()
+		switch {
+		case k == nil:
+			return 0
+		case c.cfg.KeyRotationPeriod == 0:
+			return time.Duration(math.MaxInt64)
+		}
+		return time.Until(k.Cert.NotBefore.Add(c.cfg.KeyRotationPeriod))
 	}
 	for {
-		wait := time.Until(c.ring.Active().Cert.NotBefore.Add(c.cfg.KeyRotationPeriod))
+		timer := time.NewTimer(max(due(), 0))
 		select {
 		case <-ctx.Done():
+			timer.Stop()
 			return
-		case <-time.After(max(wait, 0)):
+		case <-c.emptied:
+			timer.Stop()
+		case <-timer.C:
 		}
-		if time.Until(c.ring.Active().Cert.NotBefore.Add(c.cfg.KeyRotationPeriod)) > 0 {
+		if due() > 0 {
 			continue // a newer key arrived meanwhile (imported or made by hand)
 		}
 		if _, err := c.newKey(ctx); err != nil {
@@ -384,17 +406,17 @@ func (c *Controller) startInformers(ctx context.Context) {
 
 	c.secrets = metadatainformer.NewFilteredMetadataInformer(c.meta, corev1.SchemeGroupVersion.WithResource("secrets"),
 		"", 10*time.Minute, cache.Indexers{}, func(o *metav1.ListOptions) {
-			// Service-account tokens and Helm releases are never unsealed.
+			// Service-account tokens are never unsealed.
 			o.FieldSelector = fields.OneTermNotEqualSelector("type", string(corev1.SecretTypeServiceAccountToken)).String()
 		}).Informer()
 	c.secrets.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		UpdateFunc: func(_, obj any) { c.secretChanged(obj) },
-		DeleteFunc: c.secretChanged,
+		UpdateFunc: func(_, obj any) { c.secretChanged(obj, false) },
+		DeleteFunc: func(obj any) { c.secretChanged(obj, true) },
 	})
 
-	go c.sealed.Run(ctx.Done())
-	go c.keys.Run(ctx.Done())
-	go c.secrets.Run(ctx.Done())
+	c.wg.Go(func() { c.sealed.Run(ctx.Done()) })
+	c.wg.Go(func() { c.keys.Run(ctx.Done()) })
+	c.wg.Go(func() { c.secrets.Run(ctx.Done()) })
 }
 
 func (c *Controller) enqueue(obj any) {
@@ -413,10 +435,16 @@ func (c *Controller) keyChanged(obj any, deleted bool) {
 	if !ok {
 		return
 	}
-	if deleted {
+	if deleted || s.Labels[KeyLabel] != keyActive {
 		c.ring.Remove(s.Name)
 		keysLoaded.Set(float64(c.ring.Len()))
 		c.log.Warn("sealing key removed", "secret", s.Namespace+"/"+s.Name)
+		if c.ring.Len() == 0 {
+			select {
+			case c.emptied <- struct{}{}:
+			default:
+			}
+		}
 		return
 	}
 	k, err := ParseKeySecret(s)
@@ -438,8 +466,10 @@ func (c *Controller) keyChanged(obj any, deleted bool) {
 }
 
 // secretChanged requeues the SealedSecret of the same name when its Secret
-// was deleted or changed, so the Secret is put back.
-func (c *Controller) secretChanged(obj any) {
+// was deleted or changed by someone else, so the Secret is put back. An
+// edit is requeued with backoff: a controller that keeps editing the same
+// Secret does not make this one spin.
+func (c *Controller) secretChanged(obj any, deleted bool) {
 	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = d.Obj
 	}
@@ -448,9 +478,28 @@ func (c *Controller) secretChanged(obj any) {
 		return
 	}
 	key := m.Namespace + "/" + m.Name
-	if _, exists, _ := c.sealed.GetStore().GetByKey(key); exists {
-		c.queue.Add(key)
+	if _, exists, _ := c.sealed.GetStore().GetByKey(key); !exists {
+		return
 	}
+	c.writtenMu.Lock()
+	ours := c.written[key] == m.ResourceVersion
+	if deleted {
+		delete(c.written, key)
+	}
+	c.writtenMu.Unlock()
+	switch {
+	case deleted:
+		c.queue.Add(key)
+	case !ours:
+		c.queue.AddRateLimited(key)
+	}
+}
+
+// wrote records the resourceVersion of a Secret this controller wrote.
+func (c *Controller) wrote(s *corev1.Secret) {
+	c.writtenMu.Lock()
+	c.written[s.Namespace+"/"+s.Name] = s.ResourceVersion
+	c.writtenMu.Unlock()
 }
 
 // synced reports whether a SealedSecret's Synced condition is True for its
@@ -476,7 +525,11 @@ func (c *Controller) work(ctx context.Context) {
 			return
 		}
 		if err := c.sync(ctx, key); err != nil {
-			c.log.Warn("unsealing will be retried", "sealedsecret", key, "err", err)
+			if apierrors.IsConflict(err) {
+				c.log.Debug("status written from a stale copy; retrying", "sealedsecret", key)
+			} else {
+				c.log.Warn("unsealing will be retried", "sealedsecret", key, "err", err)
+			}
 			c.queue.AddRateLimited(key)
 		} else {
 			c.queue.Forget(key)
@@ -542,10 +595,12 @@ func (c *Controller) apply(ctx context.Context, ss *SealedSecret) *failure {
 	secrets := c.kube.CoreV1().Secrets(ss.Namespace)
 	live, err := secrets.Get(ctx, ss.Name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		if _, err = secrets.Create(ctx, want, metav1.CreateOptions{FieldManager: "sealed-secrets-controller"}); err != nil {
+		created, err := secrets.Create(ctx, want, metav1.CreateOptions{FieldManager: "sealed-secrets-controller"})
+		if err != nil {
 			c.recorder.Event(ref(ss), corev1.EventTypeWarning, reasonUpdateFailed, err.Error())
 			return failed(reasonUpdateFailed, true, "creating Secret %s/%s: %v", ss.Namespace, ss.Name, err)
 		}
+		c.wrote(created)
 		c.recorder.Event(ref(ss), corev1.EventTypeNormal, reasonUnsealed, "SealedSecret unsealed successfully")
 		c.log.Info("unsealed", "sealedsecret", ss.Namespace+"/"+ss.Name, "keys", len(want.Data))
 		return nil
@@ -589,7 +644,8 @@ func (c *Controller) apply(ctx context.Context, ss *SealedSecret) *failure {
 	if apiequality.Semantic.DeepEqual(live, next) {
 		return nil
 	}
-	if _, err := secrets.Update(ctx, next, metav1.UpdateOptions{FieldManager: "sealed-secrets-controller"}); err != nil {
+	updated, err := secrets.Update(ctx, next, metav1.UpdateOptions{FieldManager: "sealed-secrets-controller"})
+	if err != nil {
 		msg := err.Error()
 		if live.Immutable != nil && *live.Immutable && apierrors.IsInvalid(err) {
 			msg = fmt.Sprintf("Secret %s/%s is immutable: delete it to let the SealedSecret recreate it", ss.Namespace, ss.Name)
@@ -599,6 +655,7 @@ func (c *Controller) apply(ctx context.Context, ss *SealedSecret) *failure {
 		c.recorder.Event(ref(ss), corev1.EventTypeWarning, reasonUpdateFailed, msg)
 		return failed(reasonUpdateFailed, true, "updating Secret %s/%s: %v", ss.Namespace, ss.Name, err)
 	}
+	c.wrote(updated)
 	c.recorder.Event(ref(ss), corev1.EventTypeNormal, reasonUnsealed, "SealedSecret unsealed successfully")
 	c.log.Info("unsealed", "sealedsecret", ss.Namespace+"/"+ss.Name, "keys", len(want.Data))
 	return nil

@@ -78,7 +78,14 @@ func (c *Controller) ensureService(ctx context.Context) error {
 	if pod.Status.PodIP != ip || pod.Status.Phase != corev1.PodRunning {
 		pod.Status.Phase = corev1.PodRunning
 		pod.Status.PodIP, pod.Status.PodIPs = ip, []corev1.PodIP{{IP: ip}}
-		pod.Status.Conditions = append(pod.Status.Conditions, corev1.PodCondition{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()})
+		ready := corev1.PodCondition{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()}
+		conds := []corev1.PodCondition{ready}
+		for _, c := range pod.Status.Conditions {
+			if c.Type != corev1.PodReady {
+				conds = append(conds, c)
+			}
+		}
+		pod.Status.Conditions = conds
 		if pod, err = pods.UpdateStatus(ctx, pod, metav1.UpdateOptions{FieldManager: "fjord"}); err != nil {
 			return fmt.Errorf("pod status: %w", err)
 		}

@@ -67,7 +67,6 @@ func sealCommand() *cli.Command {
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "yaml", Usage: "yaml or json"},
 			&cli.BoolFlag{Name: "raw", Usage: "seal one value from stdin and print its ciphertext (needs --namespace and --name per scope)"},
 			&cli.StringFlag{Name: "merge-into", Usage: "add the sealed values to this SealedSecret file, in place"},
-			&cli.BoolFlag{Name: "allow-empty-data", Usage: "seal a Secret without data"},
 		),
 		Action: func(c *cli.Context) error {
 			if err := runSeal(c, os.Stdin, os.Stdout); err != nil {
@@ -117,7 +116,7 @@ func runSeal(c *cli.Context, in io.Reader, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	opts := sealing.SealOptions{Scope: scope, Name: c.String("name"), Namespace: c.String("namespace"), AllowEmptyData: c.Bool("allow-empty-data")}
+	opts := sealing.SealOptions{Scope: scope, Name: c.String("name"), Namespace: c.String("namespace")}
 	if path := c.String("merge-into"); path != "" {
 		return mergeInto(path, pub, secrets, opts)
 	}

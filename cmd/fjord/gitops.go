@@ -26,14 +26,24 @@ func clientFlags() []cli.Flag {
 	}
 }
 
-func gitopsClient(c *cli.Context) (*gitops.Client, error) {
+// serverKubeconfig returns the server's configuration and the kubeconfig
+// to reach it: --kubeconfig, or the admin kubeconfig in its data dir.
+func serverKubeconfig(c *cli.Context) (appliance.Config, string, error) {
 	cfg, err := loadConfig(c)
 	if err != nil {
-		return nil, err
+		return cfg, "", err
 	}
 	kubeconfig := c.String("kubeconfig")
 	if kubeconfig == "" {
 		kubeconfig = adminKubeconfig(cfg.DataDir)
+	}
+	return cfg, kubeconfig, nil
+}
+
+func gitopsClient(c *cli.Context) (*gitops.Client, error) {
+	cfg, kubeconfig, err := serverKubeconfig(c)
+	if err != nil {
+		return nil, err
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	return gitops.NewClient(cfg.GitOps, gitops.Runtime{DataDir: cfg.DataDir, Kubeconfig: kubeconfig, Log: log})

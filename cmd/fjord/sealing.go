@@ -19,13 +19,9 @@ import (
 
 // kubeClient connects to the server found by clientFlags.
 func kubeClient(c *cli.Context) (kubernetes.Interface, error) {
-	kubeconfig := c.String("kubeconfig")
-	if kubeconfig == "" {
-		cfg, err := loadConfig(c)
-		if err != nil {
-			return nil, err
-		}
-		kubeconfig = adminKubeconfig(cfg.DataDir)
+	_, kubeconfig, err := serverKubeconfig(c)
+	if err != nil {
+		return nil, err
 	}
 	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {

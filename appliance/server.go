@@ -6,19 +6,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
-
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/fjord-dev/fjord/appliance/component"
 	"github.com/fjord-dev/fjord/appliance/controlplane"
@@ -119,9 +113,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, hooks Hooks) error {
 		Backend:          ds.Backend,
 		Log:              log,
 	}
+	apiserver := controlplane.NewAPIServer(ctl, rt)
 	components := []component.Component{
 		ds,
-		controlplane.NewAPIServer(ctl, rt),
+		apiserver,
 		controlplane.NewControllerManager(ctl, rt),
 		controlplane.NewScheduler(ctl, rt),
 	}
@@ -149,7 +144,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, hooks Hooks) error {
 	log.Info("fjord is ready", "kubeconfig", kubeconfigs.Admin)
 	status("control plane ready")
 	if hooks.Ready != nil {
-		hooks.Ready(liveness(kubeconfigs.Admin, log, status, &stopping))
+		hooks.Ready(liveness(apiserver.CheckReady, log, status, &stopping))
 	}
 	runErr := mgr.Wait(ctx)
 	stopping.Store(true)
@@ -203,35 +198,20 @@ func resolveNode(cfg Config) (string, net.IP, error) {
 	return name, ip, nil
 }
 
-// liveness returns a check that kube-apiserver still answers /readyz (which
-// covers the datastore). A failure is logged and shown in the status line;
-// the watchdog stops pinging, so systemd restarts a server that stays down.
-// While stopping, it reports alive: systemd's stop timeout governs then.
-func liveness(kubeconfig string, log *slog.Logger, status func(string), stopping *atomic.Bool) func() bool {
-	var client *http.Client
-	var url string
-	if cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig); err == nil {
-		cfg.Timeout = 10 * time.Second
-		client, _ = rest.HTTPClientFor(cfg)
-		url = strings.TrimSuffix(cfg.Host, "/") + "/readyz"
-	}
+// liveness returns the watchdog's check: kube-apiserver still answers
+// /readyz (which covers the datastore). A failure is logged and shown in
+// the status line; the watchdog stops pinging, so systemd restarts a server
+// that stays down. While stopping it reports alive: systemd's stop timeout
+// governs then.
+func liveness(check func(context.Context) error, log *slog.Logger, status func(string), stopping *atomic.Bool) func() bool {
 	failing := false
 	return func() bool {
-		if client == nil || stopping.Load() {
-			return true // cannot check (do not turn a bad kubeconfig into restarts), or stopping
+		if stopping.Load() {
+			return true
 		}
-		err := func() error {
-			resp, err := client.Get(url)
-			if err != nil {
-				return err
-			}
-			defer resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-				return fmt.Errorf("%s: %s", resp.Status, strings.Join(strings.Fields(string(body)), " "))
-			}
-			return nil
-		}()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := check(ctx)
+		cancel()
 		switch {
 		case err != nil:
 			log.Warn("kube-apiserver is not ready; the systemd watchdog is not pinged", "err", err)

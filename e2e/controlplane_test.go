@@ -129,7 +129,7 @@ func TestControlPlaneOnKinePostgres(t *testing.T) {
 }
 
 // postgresDatabase makes a PostgreSQL database of the test's own (so reruns
-// start empty) and returns its kine endpoint and a psql runner on it.
+// start empty) and returns its kine endpoint and its name.
 func postgresDatabase(t *testing.T) (endpoint, name string) {
 	t.Helper()
 	dsn := os.Getenv("FJORD_TEST_POSTGRES")

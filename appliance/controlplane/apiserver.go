@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -28,6 +29,10 @@ type APIServer struct {
 	cancel context.CancelFunc
 	errc   chan error
 	done   chan struct{}
+
+	readyzOnce sync.Once
+	readyz     *http.Client
+	readyzErr  error
 }
 
 var _ component.Component = (*APIServer)(nil)
@@ -125,45 +130,47 @@ func (a *APIServer) Start(ctx context.Context) error {
 
 // Ready polls /readyz as the admin until it answers ok.
 func (a *APIServer) Ready(ctx context.Context) error {
-	client, url, err := a.readyzClient()
-	if err != nil {
-		return err
-	}
-	var last string
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		resp, err := client.Do(req)
+		err := a.CheckReady(ctx)
 		if err == nil {
-			body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			last = fmt.Sprintf("/readyz: %s: %s", resp.Status, strings.TrimSpace(string(body)))
-		} else {
-			last = err.Error()
+			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%w (last: %s)", ctx.Err(), last)
+			return fmt.Errorf("%w (last: %v)", ctx.Err(), err)
 		case <-tick.C:
 		}
 	}
 }
 
-func (a *APIServer) readyzClient() (*http.Client, string, error) {
-	cfg, err := clientcmd.BuildConfigFromFlags("", a.rt.Kubeconfigs.Admin)
-	if err != nil {
-		return nil, "", fmt.Errorf("reading %s: %w", a.rt.Kubeconfigs.Admin, err)
+// CheckReady asks /readyz once, as the admin, over loopback; the error
+// says why it is not ok. It is the systemd watchdog's liveness check too.
+func (a *APIServer) CheckReady(ctx context.Context) error {
+	a.readyzOnce.Do(func() {
+		cfg, err := clientcmd.BuildConfigFromFlags("", a.rt.Kubeconfigs.Admin)
+		if err != nil {
+			a.readyzErr = fmt.Errorf("reading %s: %w", a.rt.Kubeconfigs.Admin, err)
+			return
+		}
+		cfg.Timeout = 5 * time.Second
+		a.readyz, a.readyzErr = rest.HTTPClientFor(cfg)
+	})
+	if a.readyzErr != nil {
+		return a.readyzErr
 	}
-	cfg.Timeout = 2 * time.Second
-	client, err := rest.HTTPClientFor(cfg)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://127.0.0.1:"+strconv.Itoa(a.rt.Port)+"/readyz", nil)
+	resp, err := a.readyz.Do(req)
 	if err != nil {
-		return nil, "", err
+		return err
 	}
-	return client, "https://127.0.0.1:" + strconv.Itoa(a.rt.Port) + "/readyz", nil
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("/readyz: %s: %s", resp.Status, strings.Join(strings.Fields(string(body)), " "))
+	}
+	return nil
 }
 
 // Err reports the API server ending on its own.

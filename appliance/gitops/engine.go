@@ -95,7 +95,8 @@ type appState struct {
 	// applied holds the hash of each object as last applied.
 	applied map[objKey]string
 	// healthOnly asks the next reconcile for a status refresh only (an
-	// applied object's health changed); a trigger from Git clears it.
+	// applied object's health changed, or it drifted without selfHeal); a
+	// trigger from Git clears it.
 	healthOnly bool
 }
 

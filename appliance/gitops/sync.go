@@ -79,7 +79,8 @@ func failed(prev []resourceStatus, condType, msg string, retry bool) *outcome {
 
 // sync runs the pipeline for app: fetch → build → apply → prune → health.
 // SealedSecrets are applied as they are; the in-process sealed-secrets
-// controller unseals them and their health says whether it could. Nothing is applied or pruned unless every earlier stage succeeded.
+// controller unseals them and their health says whether it could. Nothing
+// is applied or pruned unless every earlier stage succeeded.
 func (e *Engine) sync(ctx context.Context, app *Application, st *appState, operation bool, u *unstructured.Unstructured) *outcome {
 	prev := inventoryOf(u)
 	if err := app.validate(); err != nil {

@@ -26,6 +26,7 @@ type watcher struct {
 	onDrift func(u *unstructured.Unstructured, deleted bool)
 	// onHealth is called when a tracked object's health changed (a status
 	// update, such as a rollout finishing or a SealedSecret unsealed).
+	// Like a drift without selfHeal, it asks only for a status refresh.
 	onHealth func(u *unstructured.Unstructured)
 	log      *slog.Logger
 
@@ -212,6 +213,7 @@ func (e *Engine) onDrift(u *unstructured.Unstructured, deleted bool) {
 	heal := st.app.SelfHeal()
 	if ours && !heal {
 		st.drifted[k] = true
+		st.healthOnly = true // marking OutOfSync needs no Git
 	}
 	e.mu.Unlock()
 	if !ours {

@@ -4,6 +4,7 @@ SHELL := /bin/bash
 
 GO          ?= go
 BIN         := bin/fjord
+SHIM        := appliance/node/shim/embedded/containerd-shim-runc-v2
 DATA_DIR    ?= $(CURDIR)/data
 KUBE_VERSION := v1.37.2
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -21,19 +22,69 @@ LDFLAGS := -X main.Version=$(VERSION) \
 
 # Debian packages the tests and benchmarks use.
 TEST_PACKAGES := git postgresql openssh-server fio
+# Debian packages the node (kubelet, containerd) needs on the host.
+NODE_PACKAGES := runc containernetworking-plugins iptables busybox-static
+# The demo and test image, from Debian's busybox-static (1.35). A tag that
+# is not `latest` keeps the default pull policy at IfNotPresent: no
+# registry is reachable from these nodes.
+TEST_IMAGE := docker.io/library/busybox:1.35
 
-.PHONY: all build run test unit e2e bench deps-test postgres clean
+.PHONY: all build run test unit e2e bench deps-test deps-node postgres clean
 
 all: build
 
-build:
+build: images/embedded/pause.tar $(SHIM)
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/fjord
 
+# containerd's runc shim, embedded in fjord and extracted at start: one shim
+# process runs per pod, so it is a small program of its own.
+$(SHIM): cmd/containerd-shim-runc-v2/main.go go.mod go.sum
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $@ ./cmd/containerd-shim-runc-v2
+
+# ---- images (images/) -------------------------------------------------------
+# The pause image is built into the binary (images/embed.go): a static
+# images/pause in an otherwise empty rootfs, archived by images/build, whose
+# --pause names it images.PauseImage. `make images` also builds the busybox
+# image a node's test pods use, from Debian's busybox-static.
+IMAGES_ARCH    := $(shell $(GO) env GOARCH)
+IMAGES_SOURCES := $(filter-out %_test.go,$(wildcard images/*.go images/build/*.go images/pause/*.go))
+BUSYBOX        ?= /bin/busybox
+
+.PHONY: images
+
+# The builder runs here (GOOS/GOARCH unset); the pause program is built for
+# the binary's target.
+images/embedded/pause.tar: $(IMAGES_SOURCES)
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && mkdir "$$tmp/rootfs" && \
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGES_ARCH) $(GO) build -trimpath -ldflags '-s -w' -o "$$tmp/rootfs/pause" ./images/pause && \
+	GOOS= GOARCH= $(GO) run ./images/build --pause --rootfs "$$tmp/rootfs" --arch $(IMAGES_ARCH) -o $@
+
+images: images/embedded/pause.tar
+	@dpkg -s busybox-static >/dev/null 2>&1 || \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends busybox-static
+	mkdir -p bin/images
+	GOOS= GOARCH= $(GO) run ./images/build --busybox $(BUSYBOX) --name $(TEST_IMAGE) -o bin/images/busybox.tar
+# ---- end images -------------------------------------------------------------
+
 # The data dir's disk may fail etcd's 10 ms fsync guidance on a developer VM:
-# warn instead of refusing (production keeps --fsync-gate=enforce).
+# warn instead of refusing (production keeps --fsync-gate=enforce). As root
+# the node runs too, with the demo image imported; otherwise the control
+# plane alone (--disable-agent).
+ifeq ($(shell id -u),0)
+run: build deps-node images
+	mkdir -p $(DATA_DIR)/agent/images
+	cp bin/images/busybox.tar $(DATA_DIR)/agent/images/
+	./$(BIN) server --data-dir $(DATA_DIR) --fsync-gate=warn $(ARGS)
+else
 run: build
 	mkdir -p $(DATA_DIR)
 	./$(BIN) server --disable-agent --data-dir $(DATA_DIR) --fsync-gate=warn $(ARGS)
+endif
+
+deps-node:
+	@missing=""; for p in $(NODE_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing$$missing"; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; fi
 
 deps-test:
 	@missing=""; for p in $(TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -53,11 +104,11 @@ unit:
 	$(GO) vet ./...
 	$(GO) test ./...
 
-e2e: build kubeseal postgres
-	FJORD_BIN=$(CURDIR)/$(BIN) KUBESEAL=$(CURDIR)/bin/kubeseal FJORD_TEST_POSTGRES='$(PG_DSN)' $(GO) test -tags e2e -count=1 -timeout 40m -v ./e2e/ 2>&1 | tee e2e.log | grep -E '^(=== RUN|--- |\s+--- |PASS|FAIL|ok|panic)|_test.go'; \
+e2e: build kubeseal postgres images
+	FJORD_BIN=$(CURDIR)/$(BIN) FJORD_TEST_IMAGE_ARCHIVE=$(CURDIR)/bin/images/busybox.tar FJORD_TEST_IMAGE=$(TEST_IMAGE) KUBESEAL=$(CURDIR)/bin/kubeseal FJORD_TEST_POSTGRES='$(PG_DSN)' $(GO) test -tags e2e -count=1 -timeout 40m -v ./e2e/ 2>&1 | tee e2e.log | grep -E '^(=== RUN|--- |\s+--- |PASS|FAIL|ok|panic)|_test.go'; \
 		exit $${PIPESTATUS[0]}
 
-test: deps-test unit compat e2e
+test: deps-test deps-node unit compat e2e
 
 # Each prints a markdown table; the figures are kept in docs/benchmarks.md.
 # Flux side by side needs its controllers built once:
@@ -79,4 +130,4 @@ compat:
 	cd e2e/sealcompat && $(GO) vet ./... && $(GO) test ./...
 
 clean:
-	rm -rf bin e2e.log
+	rm -rf bin e2e.log images/embedded/pause.tar $(SHIM)

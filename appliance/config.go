@@ -18,6 +18,10 @@ import (
 	"github.com/fjord-dev/fjord/appliance/datastore"
 	"github.com/fjord-dev/fjord/appliance/fsyncgate"
 	"github.com/fjord-dev/fjord/appliance/gitops"
+	"github.com/fjord-dev/fjord/appliance/node"
+	"github.com/fjord-dev/fjord/appliance/node/dns"
+	"github.com/fjord-dev/fjord/appliance/node/localpath"
+	"github.com/fjord-dev/fjord/appliance/node/metrics"
 	"github.com/fjord-dev/fjord/appliance/sealing"
 )
 
@@ -53,6 +57,10 @@ type Config struct {
 	ControlPlane controlplane.Config `yaml:",inline"`
 	GitOps       gitops.Config       `yaml:",inline"`
 	Sealing      sealing.Config      `yaml:",inline"`
+	Node         node.Config         `yaml:",inline"`
+	DNS          dns.Config          `yaml:",inline"`
+	LocalPath    localpath.Config    `yaml:",inline"`
+	Metrics      metrics.Config      `yaml:",inline"`
 }
 
 // Default returns the configuration used when nothing else is said.
@@ -68,6 +76,10 @@ func Default() Config {
 		ControlPlane:    controlplane.Default(),
 		GitOps:          gitops.Default(),
 		Sealing:         sealing.Default(),
+		Node:            node.Default(),
+		DNS:             dns.Default(),
+		LocalPath:       localpath.Default(),
+		Metrics:         metrics.Default(),
 	}
 }
 
@@ -102,10 +114,13 @@ func (c Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("log-level: %q is not one of debug, info, warn, error", c.LogLevel))
 	}
-	if !c.DisableAgent {
-		errs = append(errs, errors.New("disable-agent: the node agent is not part of this build yet; run with --disable-agent"))
+	errs = append(errs, c.Datastore.Validate(), c.FsyncGate.Validate(), c.ControlPlane.Validate(), c.GitOps.Validate(),
+		c.Sealing.Validate(), c.Node.Validate(), c.DNS.Validate(), c.LocalPath.Validate(), c.Metrics.Validate())
+	if ip := net.ParseIP(c.DNS.ClusterDNS); ip != nil {
+		if _, svc, err := net.ParseCIDR(c.ControlPlane.ServiceCIDR); err == nil && !svc.Contains(ip) {
+			errs = append(errs, fmt.Errorf("cluster-dns: %s is not in service-cidr %s", ip, svc))
+		}
 	}
-	errs = append(errs, c.Datastore.Validate(), c.FsyncGate.Validate(), c.ControlPlane.Validate(), c.GitOps.Validate(), c.Sealing.Validate())
 	return errors.Join(errs...)
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/fjord-dev/fjord/appliance/datastore"
 	"github.com/fjord-dev/fjord/appliance/fsyncgate"
 	"github.com/fjord-dev/fjord/appliance/gitops"
+	"github.com/fjord-dev/fjord/appliance/node"
 	"github.com/fjord-dev/fjord/appliance/sealing"
 	"github.com/fjord-dev/fjord/bootstrap"
 )
@@ -46,6 +47,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, hooks Hooks) error {
 	status := func(s string) {
 		if hooks.Status != nil {
 			hooks.Status(s)
+		}
+	}
+	if !cfg.DisableAgent {
+		if err := node.Preflight(cfg.Node); err != nil {
+			return fmt.Errorf("the node agent cannot run on this host:\n%w", err)
 		}
 	}
 	nodeName, nodeIP, err := resolveNode(cfg)
@@ -113,12 +119,28 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, hooks Hooks) error {
 		Backend:          ds.Backend,
 		Log:              log,
 	}
+	if !cfg.DisableAgent {
+		rt.StopGrace = 5 * time.Second
+	}
 	apiserver := controlplane.NewAPIServer(ctl, rt)
 	components := []component.Component{
 		ds,
 		apiserver,
 		controlplane.NewControllerManager(ctl, rt),
 		controlplane.NewScheduler(ctl, rt),
+	}
+	if !cfg.DisableAgent {
+		self, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("locating the fjord executable: %w", err)
+		}
+		nrt := node.Runtime{
+			DataDir: cfg.DataDir, NodeName: nodeName, NodeIP: nodeIP,
+			ServiceCIDR: ctl.ServiceCIDR, ClusterCIDR: ctl.ClusterCIDR, ClusterDomain: ctl.ClusterDomain,
+			ClusterDNS: cfg.DNS.ClusterDNS, PKI: pki, Kubeconfigs: kubeconfigs, Self: self, Log: log,
+		}
+		components = append(components, node.Components(cfg.Node, nrt, cfg.LogLevel, cfg.HTTPSListenPort)...)
+		components = append(components, nodeServices(cfg, nrt)...)
 	}
 	if !cfg.Sealing.Disable {
 		// Before GitOps, so the SealedSecret API exists when Git brings some.

@@ -16,6 +16,7 @@ type Kubeconfigs struct {
 	ControllerManager string
 	Scheduler         string
 	Kubelet           string
+	KubeProxy         string
 }
 
 // KubeconfigPaths returns where the kubeconfigs of dataDir live.
@@ -26,6 +27,7 @@ func KubeconfigPaths(dataDir string) Kubeconfigs {
 		ControllerManager: filepath.Join(dir, "kube-controller-manager.yaml"),
 		Scheduler:         filepath.Join(dir, "kube-scheduler.yaml"),
 		Kubelet:           filepath.Join(dir, "kubelet.yaml"),
+		KubeProxy:         filepath.Join(dir, "kube-proxy.yaml"),
 	}
 }
 
@@ -48,6 +50,7 @@ func WriteKubeconfigs(dataDir, server string, p PKI) (Kubeconfigs, error) {
 		{k.ControllerManager, "kube-controller-manager", p.ControllerManager, false},
 		{k.Scheduler, "kube-scheduler", p.Scheduler, false},
 		{k.Kubelet, "kubelet", p.Kubelet, false},
+		{k.KubeProxy, "kube-proxy", p.KubeProxy, false},
 	}
 	for _, f := range files {
 		cfg := clientcmdapi.NewConfig()

@@ -50,6 +50,8 @@ type PKI struct {
 	ControllerManager KeyPair
 	Scheduler         KeyPair
 	Kubelet           KeyPair // the node's client certificate, for the node agent
+	KubeletServing    KeyPair // the kubelet's serving certificate (logs, exec, port-forward, metrics)
+	KubeProxy         KeyPair // kube-proxy's client certificate (system:node-proxier)
 	APIServerKubelet  KeyPair // kube-apiserver → kubelet client
 	FrontProxyClient  KeyPair
 	EtcdServer        KeyPair // also the peer certificate of the single member
@@ -73,6 +75,8 @@ func PKIPaths(dataDir string) PKI {
 		ControllerManager: kp("client-kube-controller-manager"),
 		Scheduler:         kp("client-kube-scheduler"),
 		Kubelet:           kp("client-kubelet"),
+		KubeletServing:    kp("serving-kubelet"),
+		KubeProxy:         kp("client-kube-proxy"),
 		APIServerKubelet:  kp("client-kube-apiserver-kubelet"),
 		FrontProxyClient:  kp("client-front-proxy"),
 		EtcdServer:        kp("etcd/server"),
@@ -122,6 +126,8 @@ func EnsurePKI(dataDir string, apiserver Hosts, nodeName string) (PKI, error) {
 		{p.ControllerManager, ca, leafSpec{cn: "system:kube-controller-manager"}},
 		{p.Scheduler, ca, leafSpec{cn: "system:kube-scheduler"}},
 		{p.Kubelet, ca, leafSpec{cn: "system:node:" + nodeName, orgs: []string{"system:nodes"}}},
+		{p.KubeletServing, ca, leafSpec{cn: "system:node:" + nodeName, orgs: []string{"system:nodes"}, server: true, hosts: apiserver}},
+		{p.KubeProxy, ca, leafSpec{cn: "system:kube-proxy"}},
 		{p.APIServerKubelet, ca, leafSpec{cn: "system:kube-apiserver", orgs: []string{"system:masters"}}},
 		{p.FrontProxyClient, rhCA, leafSpec{cn: "system:auth-proxy"}},
 		{p.EtcdServer, etcdCA, leafSpec{cn: "etcd-server", server: true, client: true, hosts: loopback}},

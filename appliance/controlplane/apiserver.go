@@ -91,6 +91,9 @@ func (a *APIServer) args() []string {
 		"--requestheader-username-headers=X-Remote-User",
 		"--proxy-client-cert-file=" + p.FrontProxyClient.Cert,
 		"--proxy-client-key-file=" + p.FrontProxyClient.Key,
+		// Aggregated APIs (metrics.k8s.io) are dialled at their endpoints, so
+		// they do not depend on kube-proxy's rules for their ClusterIP.
+		"--enable-aggregator-routing=true",
 		"--encryption-provider-config=" + a.rt.EncryptionConfig,
 		"--storage-backend=etcd3",
 		"--etcd-servers=" + strings.Join(b.Servers, ","),
@@ -176,8 +179,24 @@ func (a *APIServer) CheckReady(ctx context.Context) error {
 // Err reports the API server ending on its own.
 func (a *APIServer) Err() <-chan error { return a.errc }
 
-// Stop shuts the API server down gracefully within ctx's deadline.
+// Stop shuts the API server down gracefully within ctx's deadline. With
+// the node agent in the process, kube-proxy's informers (started with
+// wait.NeverStop upstream) keep watches open that the server's graceful
+// shutdown waits for until they time out; after Runtime.StopGrace the server
+// is left to end with the process, which is safe: its state is in the
+// datastore, which stops after it.
 func (a *APIServer) Stop(ctx context.Context) error {
+	if a.rt.StopGrace > 0 && a.cancel != nil {
+		gctx, cancel := context.WithTimeout(ctx, a.rt.StopGrace)
+		defer cancel()
+		err := stop(gctx, &a.cancel, a.done)
+		if err != nil && ctx.Err() == nil {
+			a.rt.Log.Info("kube-apiserver still holds in-process watches; leaving it to end with the process",
+				"component", a.Name(), "after", a.rt.StopGrace)
+			return nil
+		}
+		return err
+	}
 	return stop(ctx, &a.cancel, a.done)
 }
 

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/util/errors"
@@ -29,7 +30,10 @@ type Runtime struct {
 	EncryptionConfig string
 	// Backend is called at the API server's Start, after the datastore is ready.
 	Backend func() datastore.Backend
-	Log     *slog.Logger
+	// StopGrace, when set, bounds how long Stop waits for kube-apiserver's
+	// graceful shutdown (see APIServer.Stop).
+	StopGrace time.Duration
+	Log       *slog.Logger
 }
 
 var globalsOnce sync.Once

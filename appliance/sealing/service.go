@@ -3,7 +3,6 @@ package sealing
 import (
 	"context"
 	"fmt"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -11,6 +10,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
+
+	"github.com/fjord-dev/fjord/appliance/component"
 )
 
 // ServiceName is where kubeseal looks for the controller by default
@@ -32,24 +33,8 @@ const (
 // retried in the background until the API accepts all three (a fresh
 // cluster may not have kube-system's service account yet).
 func (c *Controller) registerService(ctx context.Context) {
-	start := time.Now()
-	for delay := 200 * time.Millisecond; ; delay = min(2*delay, 10*time.Second) {
-		err := c.ensureService(ctx)
-		if err == nil {
-			c.log.Info("kubeseal can reach the controller", "service", KeyNamespace+"/"+ServiceName)
-			return
-		}
-		// A fresh cluster needs a few seconds for kube-system's service account.
-		log := c.log.Debug
-		if time.Since(start) > 30*time.Second {
-			log = c.log.Warn
-		}
-		log("registering the sealed-secrets-controller Service; will retry", "err", err)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(delay):
-		}
+	if component.Retry(ctx, c.log, "registering the sealed-secrets-controller Service", c.ensureService) {
+		c.log.Info("kubeseal can reach the controller", "service", KeyNamespace+"/"+ServiceName)
 	}
 }
 

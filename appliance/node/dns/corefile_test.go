@@ -1,0 +1,51 @@
+package dns
+
+import (
+	"net"
+	"testing"
+)
+
+func TestCorefile(t *testing.T) {
+	t.Run("binds the node IP and answers the cluster domain from the API", func(t *testing.T) {
+		got := Corefile(CorefileParams{NodeIP: net.ParseIP("192.168.1.20"), Port: 10053, ClusterDomain: "cluster.local",
+			Kubeconfig: "/var/lib/fjord/kubeconfigs/coredns.kubeconfig", ResolvConf: "/etc/resolv.conf"})
+		want := `.:10053 {
+    bind 192.168.1.20
+    errors
+    kubernetes cluster.local in-addr.arpa ip6.arpa {
+        kubeconfig /var/lib/fjord/kubeconfigs/coredns.kubeconfig
+        pods insecure
+        fallthrough in-addr.arpa ip6.arpa
+        ttl 30
+    }
+    forward . /etc/resolv.conf
+    cache 30
+    loadbalance
+}
+`
+		if got != want {
+			t.Errorf("Corefile:\n%s\nwant:\n%s", got, want)
+		}
+	})
+	t.Run("quotes paths the Corefile lexer would split", func(t *testing.T) {
+		got := Corefile(CorefileParams{NodeIP: net.ParseIP("fd00::5"), Port: 53, ClusterDomain: "k8s.internal",
+			Kubeconfig: `/srv/my "data"/admin #1.kubeconfig`, ResolvConf: "/run/systemd/resolve/resolv.conf"})
+		want := `.:53 {
+    bind fd00::5
+    errors
+    kubernetes k8s.internal in-addr.arpa ip6.arpa {
+        kubeconfig "/srv/my \"data\"/admin #1.kubeconfig"
+        pods insecure
+        fallthrough in-addr.arpa ip6.arpa
+        ttl 30
+    }
+    forward . /run/systemd/resolve/resolv.conf
+    cache 30
+    loadbalance
+}
+`
+		if got != want {
+			t.Errorf("Corefile:\n%s\nwant:\n%s", got, want)
+		}
+	})
+}

@@ -113,11 +113,13 @@ test: deps-test deps-node unit compat e2e
 # Each prints a markdown table; the figures are kept in docs/benchmarks.md.
 # Flux side by side needs its controllers built once:
 #   ../shared/bench/flux/flux-build.sh, then FLUX=../shared/bench/flux/flux-bench.sh
-bench: build deps-test
+bench: build deps-test deps-node images
 	$(GO) run ./e2e/bench/fsync -n 3
 	FJORD_BIN=$(CURDIR)/$(BIN) $(GO) run ./e2e/bench/startup -runs 5
 	FJORD_BIN=$(CURDIR)/$(BIN) $(GO) run ./e2e/bench/sealing
 	cp $(BIN) /tmp/fjord-bench-bin && $(GO) run ./e2e/bench/gitops -bin /tmp/fjord-bench-bin -n 1000 $(if $(FLUX),-flux $(FLUX))
+	@if [ "$$(id -u)" = 0 ]; then FJORD_BIN=$(CURDIR)/$(BIN) FJORD_TEST_IMAGE_ARCHIVE=$(CURDIR)/bin/images/busybox.tar FJORD_TEST_IMAGE=$(TEST_IMAGE) $(GO) run ./e2e/bench/node; \
+	else echo "node benchmark skipped: the node needs root"; fi
 
 # Upstream's kubeseal CLI, of the version e2e/sealcompat pins: the e2e tests
 # drive it against Fjord, and it is handy for sealing by hand.

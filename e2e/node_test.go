@@ -375,6 +375,90 @@ func TestNodeRunsTheGatewayFromGit(t *testing.T) {
 		s.mustKubectl("delete", "pod", "-n", "payments", "missing", "--wait=false")
 	})
 
+	t.Run("archives are imported when they appear and by fjord images import", func(t *testing.T) {
+		tool := filepath.Join(t.TempDir(), "tool.tar")
+		out, code := runFjord(t, nil, "images", "build", "--busybox", "/bin/busybox", "--name", "registry.example/tool:1", "-o", tool)
+		if code != 0 {
+			t.Fatalf("fjord images build: %s", out)
+		}
+		data, err := os.ReadFile(tool)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Written under a name the watcher skips, then renamed: what a copy tool does.
+		if err := os.WriteFile(filepath.Join(images, ".tool.tar.part"), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(filepath.Join(images, ".tool.tar.part"), filepath.Join(images, "tool.tar")); err != nil {
+			t.Fatal(err)
+		}
+		s.mustKubectl("run", "tool", "-n", "payments", "--image", "registry.example/tool:1", "--restart=Never", "--", "sleep", "100000")
+		eventually(t, time.Minute, "the pod of the dropped-in archive's image Running", func() error {
+			if p := s.jsonpath("pod", "payments", "tool", "{.status.phase}"); p != "Running" {
+				return fmt.Errorf("phase %q", p)
+			}
+			return nil
+		})
+		other := filepath.Join(t.TempDir(), "other.tar")
+		if out, code := runFjord(t, nil, "images", "build", "--busybox", "/bin/busybox", "--name", "registry.example/other:2", "-o", other); code != 0 {
+			t.Fatalf("fjord images build: %s", out)
+		}
+		if out, code := runFjord(t, nil, "images", "import", "--data-dir", s.dataDir, other); code != 0 || !strings.Contains(out, "registry.example/other:2") {
+			t.Fatalf("fjord images import: exit %d\n%s", code, out)
+		}
+		out, code = runFjord(t, nil, "images", "list", "--data-dir", s.dataDir)
+		for _, want := range []string{"registry.example/other:2", "registry.example/tool:1", image, "docker.io/fjord/pause:1"} {
+			if code != 0 || !strings.Contains(out, want) {
+				t.Errorf("fjord images list lacks %s:\n%s", want, out)
+			}
+		}
+		s.mustKubectl("delete", "pod", "-n", "payments", "tool", "--grace-period=1", "--wait=false")
+	})
+
+	t.Run("a crash-looping pod gets normal status and Fjord is unaffected", func(t *testing.T) {
+		s.mustKubectl("run", "crasher", "-n", "payments", "--image", image, "--", "sh", "-c", "echo dying; exit 3")
+		eventually(t, 2*time.Minute, "CrashLoopBackOff", func() error {
+			reason := s.jsonpath("pod", "payments", "crasher", "{.status.containerStatuses[0].state.waiting.reason}")
+			if reason != "CrashLoopBackOff" {
+				return fmt.Errorf("waiting reason %q", reason)
+			}
+			return nil
+		})
+		if !s.running() {
+			t.Fatal("fjord server exited")
+		}
+		s.mustKubectl("delete", "pod", "-n", "payments", "crasher", "--grace-period=1", "--wait=false")
+	})
+
+	t.Run("a claim larger than the disk is refused with an event that says so", func(t *testing.T) {
+		s.kubectlApply(`apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: huge, namespace: payments}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 1Ei}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: huge, namespace: payments}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers: [{name: c, image: ` + image + `, command: [sleep, "100000"], volumeMounts: [{name: d, mountPath: /d}]}]
+  volumes: [{name: d, persistentVolumeClaim: {claimName: huge}}]
+`)
+		eventually(t, time.Minute, "a ProvisioningFailed event naming the space", func() error {
+			out, _ := s.kubectl("get", "events", "-n", "payments", "--field-selector", "involvedObject.name=huge,reason=ProvisioningFailed", "-o", "jsonpath={.items[*].message}")
+			if !strings.Contains(out, "not enough space") {
+				return fmt.Errorf("events: %q", out)
+			}
+			return nil
+		})
+		if p := s.jsonpath("pod", "payments", "huge", "{.status.phase}"); p != "Pending" {
+			t.Errorf("pod phase %q, want Pending", p)
+		}
+		s.mustKubectl("delete", "pod,pvc", "-n", "payments", "huge", "--grace-period=1", "--wait=false")
+	})
+
 	var storePod, boots string
 	t.Run("a volume keeps its data when its pod is deleted", func(t *testing.T) {
 		eventually(t, 2*time.Minute, "the store pod", func() error {
@@ -433,6 +517,29 @@ func TestNodeRunsTheGatewayFromGit(t *testing.T) {
 			}
 			return nil
 		})
+	})
+
+	t.Run("a volume is removed with its claim when the store leaves Git", func(t *testing.T) {
+		pv := s.jsonpath("pvc", "payments", "ledger", "{.spec.volumeName}")
+		out, _ := s.kubectl("get", "pv", pv, "-o", "jsonpath={.spec.local.path}")
+		path := strings.TrimSpace(out)
+		if _, err := os.Stat(path); err != nil || !strings.HasPrefix(path, s.dataDir) {
+			t.Fatalf("volume %s at %q: %v", pv, path, err)
+		}
+		rev := repo.commit("the store leaves", map[string]string{
+			"apps/base/store.yaml":         "",
+			"apps/base/kustomization.yaml": "resources:\n- deployment.yaml\n- service.yaml\n",
+		})
+		s.waitApp(t, "payment-gateway-oslo", "synced without the store", 3*time.Minute, func(a appStatus) bool {
+			return a.Sync.Status == "Synced" && a.Sync.Revision == rev
+		})
+		eventually(t, 2*time.Minute, "the volume's directory removed", func() error {
+			if _, err := os.Stat(path); !os.IsNotExist(err) {
+				return fmt.Errorf("%s still there (%v)", path, err)
+			}
+			return nil
+		})
+		storePod = s.runningPods("payments", "app=gateway")[0]
 	})
 
 	t.Run("containerd killed -9 is restarted and pods keep running", func(t *testing.T) {

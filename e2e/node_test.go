@@ -417,13 +417,17 @@ func TestNodeRunsTheGatewayFromGit(t *testing.T) {
 
 	t.Run("a crash-looping pod gets normal status and Fjord is unaffected", func(t *testing.T) {
 		s.mustKubectl("run", "crasher", "-n", "payments", "--image", image, "--", "sh", "-c", "echo dying; exit 3")
-		eventually(t, 2*time.Minute, "CrashLoopBackOff", func() error {
-			reason := s.jsonpath("pod", "payments", "crasher", "{.status.containerStatuses[0].state.waiting.reason}")
-			if reason != "CrashLoopBackOff" {
-				return fmt.Errorf("waiting reason %q", reason)
+		eventually(t, 2*time.Minute, "a restart after exit code 3", func() error {
+			code := s.jsonpath("pod", "payments", "crasher", "{.status.containerStatuses[0].lastState.terminated.exitCode}")
+			restarts := s.jsonpath("pod", "payments", "crasher", "{.status.containerStatuses[0].restartCount}")
+			if code != "3" || restarts == "0" || restarts == "" {
+				return fmt.Errorf("last exit code %q, restarts %q", code, restarts)
 			}
 			return nil
 		})
+		if out := s.mustKubectl("logs", "-n", "payments", "crasher", "--previous"); !strings.Contains(out, "dying") {
+			t.Errorf("kubectl logs --previous: %q", out)
+		}
 		if !s.running() {
 			t.Fatal("fjord server exited")
 		}

@@ -425,9 +425,13 @@ func TestNodeRunsTheGatewayFromGit(t *testing.T) {
 			}
 			return nil
 		})
-		if out := s.mustKubectl("logs", "-n", "payments", "crasher", "--previous"); !strings.Contains(out, "dying") {
-			t.Errorf("kubectl logs --previous: %q", out)
-		}
+		// The kubelet may be between two restarts; the previous log follows.
+		eventually(t, 30*time.Second, "kubectl logs --previous", func() error {
+			if out, err := s.kubectl("logs", "-n", "payments", "crasher", "--previous"); err != nil || !strings.Contains(out, "dying") {
+				return fmt.Errorf("%v: %q", err, out)
+			}
+			return nil
+		})
 		if !s.running() {
 			t.Fatal("fjord server exited")
 		}

@@ -2,6 +2,7 @@ package node
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,7 +14,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -294,7 +294,7 @@ func (c *Containerd) Ready(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := im.Import(ctx, "pause image (built in)", strings.NewReader(string(pause))); err != nil {
+	if _, err := im.Import(ctx, "pause image (built in)", bytes.NewReader(pause)); err != nil {
 		return fmt.Errorf("importing the pause image: %w", err)
 	}
 	im.ImportDir(ctx, c.p.Images)

@@ -3,7 +3,6 @@ package node
 import (
 	"compress/gzip"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -92,7 +91,6 @@ func (im *Importer) ImportDir(ctx context.Context, dir string) {
 		im.Log.Warn("reading the images dir", "dir", dir, "err", err)
 		return
 	}
-	var errs []error
 	for _, e := range entries {
 		if e.IsDir() || !isArchive(e.Name()) {
 			continue
@@ -104,20 +102,17 @@ func (im *Importer) ImportDir(ctx context.Context, dir string) {
 			im.Progress(path, refs, err)
 		}
 		if err != nil {
-			errs = append(errs, err)
 			im.Log.Error("image archive not imported", "file", path, "err", err)
 			continue
 		}
 		im.Log.Info("image archive imported", "file", path, "images", strings.Join(refs, ","), "took", time.Since(t0).Round(time.Millisecond))
 	}
-	_ = errors.Join(errs...)
 }
 
 // Watch imports archives that appear in (or change in) dir until ctx ends,
 // k3s's airgap habit. A file is taken once it has not changed for one
 // interval, so a copy in progress is not read half-written.
 func (im *Importer) Watch(ctx context.Context, dir string, interval time.Duration) {
-	seen := map[string]time.Time{}
 	scan := func() map[string]time.Time {
 		out := map[string]time.Time{}
 		entries, _ := os.ReadDir(dir)
@@ -128,7 +123,7 @@ func (im *Importer) Watch(ctx context.Context, dir string, interval time.Duratio
 		}
 		return out
 	}
-	seen = scan() // imported by ImportDir already
+	seen := scan() // imported by ImportDir already
 	pending := map[string]time.Time{}
 	t := time.NewTicker(interval)
 	defer t.Stop()

@@ -96,3 +96,19 @@ func Machine() string {
 	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
 	return fmt.Sprintf("%d cores (%s), %s RAM, Linux %s, %s", runtime.NumCPU(), model, mem, strings.TrimSpace(string(kernel)), runtime.Version())
 }
+
+// PssMiB returns the proportional set size of pid in MiB: its private
+// memory plus its share of pages it shares with other processes (the fjord
+// binary's pages mapped by both `fjord server` and `fjord containerd`, the
+// shim binary's by every shim). Summed over processes it counts each page
+// once, which a sum of RSS does not.
+func PssMiB(pid int) float64 {
+	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "Pss:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}

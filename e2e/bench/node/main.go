@@ -145,17 +145,19 @@ func run(bin, archive, image string, runs int, idle time.Duration) error {
 		}
 		fmt.Printf("| %d pod%s | %.2f s | %.2f s | %.2f s |\n", r.n, map[bool]string{true: "s"}[r.n > 1], benchutil.Median(r.times), lo, hi)
 	}
-	fmt.Printf("\n| RSS idle with 20 pods (after %s) | MiB |\n|---|---|\n", idle)
-	fmt.Printf("| fjord (control plane, kubelet, kube-proxy, CoreDNS, metrics-server, GitOps, sealing) | %.0f |\n", mem.fjord)
-	fmt.Printf("| containerd (child process) | %.0f |\n", mem.containerd)
-	fmt.Printf("| %d runc shims (%.1f each) | %.0f |\n", mem.shims, mem.shimRSS/float64(max(mem.shims, 1)), mem.shimRSS)
-	fmt.Printf("| **whole appliance** | **%.0f** |\n", mem.fjord+mem.containerd+mem.shimRSS)
+	fmt.Printf("\n| Memory idle with 20 pods (after %s) | RSS MiB | PSS MiB |\n|---|---|---|\n", idle)
+	fmt.Printf("| fjord (control plane, kubelet, kube-proxy, CoreDNS, metrics-server, GitOps, sealing) | %.0f | %.0f |\n", mem.fjord, mem.fjordPSS)
+	fmt.Printf("| containerd (`fjord containerd`, child process) | %.0f | %.0f |\n", mem.containerd, mem.containerdPSS)
+	fmt.Printf("| %d runc shims | %.0f | %.0f |\n", mem.shims, mem.shimRSS, mem.shimPSS)
+	fmt.Printf("| **whole appliance** | **%.0f** (sum of RSS: counts shared pages once per process) | **%.0f** |\n",
+		mem.fjord+mem.containerd+mem.shimRSS, mem.fjordPSS+mem.containerdPSS+mem.shimPSS)
 	return nil
 }
 
 type memory struct {
-	fjord, containerd, shimRSS float64
-	shims                      int
+	fjord, containerd, shimRSS       float64 // RSS
+	fjordPSS, containerdPSS, shimPSS float64
+	shims                            int
 }
 
 // appliance sums the RSS of fjord, its containerd child and this node's
@@ -163,9 +165,11 @@ type memory struct {
 func appliance(pid int, dir string) memory {
 	var m memory
 	m.fjord, _ = benchutil.MemMiB(pid)
+	m.fjordPSS = benchutil.PssMiB(pid)
 	if data, err := os.ReadFile(filepath.Join(dir, "agent", "containerd", "containerd.pid")); err == nil {
 		if cpid, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil {
 			m.containerd, _ = benchutil.MemMiB(cpid)
+			m.containerdPSS = benchutil.PssMiB(cpid)
 		}
 	}
 	shim := filepath.Join(dir, "agent", "bin", "containerd-shim-runc-v2")
@@ -175,6 +179,7 @@ func appliance(pid int, dir string) memory {
 			p, _ := strconv.Atoi(strings.Split(e, "/")[2])
 			rss, _ := benchutil.MemMiB(p)
 			m.shimRSS += rss
+			m.shimPSS += benchutil.PssMiB(p)
 			m.shims++
 		}
 	}

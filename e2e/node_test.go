@@ -461,6 +461,13 @@ spec:
 			}
 			return nil
 		})
+		eventually(t, time.Minute, "the pod's event naming the space", func() error {
+			out, _ := s.kubectl("get", "events", "-n", "payments", "--field-selector", "involvedObject.kind=Pod,involvedObject.name=huge,reason=VolumeNotProvisioned", "-o", "jsonpath={.items[*].message}")
+			if !strings.Contains(out, "not enough space") {
+				return fmt.Errorf("events: %q", out)
+			}
+			return nil
+		})
 		if p := s.jsonpath("pod", "payments", "huge", "{.status.phase}"); p != "Pending" {
 			t.Errorf("pod phase %q, want Pending", p)
 		}

@@ -24,7 +24,7 @@ import (
 // the claim's owner sees. It may be called again for the same claim (the
 // library retries when saving the PersistentVolume failed), and then reuses
 // the directory.
-func (p *Provisioner) Provision(_ context.Context, opts controller.ProvisionOptions) (*corev1.PersistentVolume, controller.ProvisioningState, error) {
+func (p *Provisioner) Provision(ctx context.Context, opts controller.ProvisionOptions) (*corev1.PersistentVolume, controller.ProvisioningState, error) {
 	pvc := opts.PVC
 	if pvc == nil {
 		return nil, controller.ProvisioningFinished, errors.New("local-path: no claim to provision")
@@ -72,9 +72,10 @@ func (p *Provisioner) Provision(_ context.Context, opts controller.ProvisionOpti
 			return nil, controller.ProvisioningFinished, fmt.Errorf("local-path: free space of %s: %w", p.dir, err)
 		}
 		if want := size.Value(); uint64(want) > free {
-			return nil, controller.ProvisioningFinished, fmt.Errorf(
-				"not enough space in %s for claim %s: requested %s (%d bytes), free %s (%d bytes)",
+			err := fmt.Errorf("not enough space in %s for claim %s: requested %s (%d bytes), free %s (%d bytes)",
 				p.dir, claim, size.String(), want, humanBytes(free), free)
+			p.tellPods(ctx, pvc, err.Error())
+			return nil, controller.ProvisioningFinished, err
 		}
 		if err := os.Mkdir(path, 0o777); err != nil {
 			return nil, controller.ProvisioningFinished, fmt.Errorf("local-path: %w", err)
@@ -184,4 +185,36 @@ func humanBytes(n uint64) string {
 		i++
 	}
 	return fmt.Sprintf("%d%s", n, units[i])
+}
+
+// tellPods puts the reason a claim cannot be provisioned on the pods that
+// wait for it, where `kubectl describe pod` shows it: the library records
+// it on the claim only, and a pod just says it waits for its volume.
+func (p *Provisioner) tellPods(ctx context.Context, pvc *corev1.PersistentVolumeClaim, msg string) {
+	if p.kube == nil {
+		return
+	}
+	pods, err := p.kube.CoreV1().Pods(pvc.Namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		p.log.Debug("listing the pods of a claim", "claim", pvc.Namespace+"/"+pvc.Name, "err", err)
+		return
+	}
+	now := metav1.Now()
+	for _, pod := range pods.Items {
+		if !slices.ContainsFunc(pod.Spec.Volumes, func(v corev1.Volume) bool {
+			return v.PersistentVolumeClaim != nil && v.PersistentVolumeClaim.ClaimName == pvc.Name
+		}) {
+			continue
+		}
+		ev := &corev1.Event{
+			ObjectMeta:     metav1.ObjectMeta{GenerateName: pod.Name + ".", Namespace: pod.Namespace},
+			InvolvedObject: corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID},
+			Reason:         "VolumeNotProvisioned", Message: msg, Type: corev1.EventTypeWarning,
+			Source:         corev1.EventSource{Component: ProvisionerName},
+			FirstTimestamp: now, LastTimestamp: now, Count: 1,
+		}
+		if _, err := p.kube.CoreV1().Events(pod.Namespace).Create(ctx, ev, metav1.CreateOptions{}); err != nil {
+			p.log.Debug("recording an event on a pod", "pod", pod.Namespace+"/"+pod.Name, "err", err)
+		}
+	}
 }

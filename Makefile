@@ -4,7 +4,9 @@ SHELL := /bin/bash
 
 GO          ?= go
 BIN         := bin/fjord
-SHIM        := appliance/node/shim/embedded/containerd-shim-runc-v2
+NODEBIN     := appliance/node/nodebin/embedded
+SHIM        := $(NODEBIN)/containerd-shim-runc-v2
+CONTAINERD  := $(NODEBIN)/containerd
 DATA_DIR    ?= $(CURDIR)/data
 KUBE_VERSION := v1.37.2
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -33,13 +35,16 @@ TEST_IMAGE := docker.io/library/busybox:1.35
 
 all: build
 
-build: images/embedded/pause.tar $(SHIM)
+build: images/embedded/pause.tar $(SHIM) $(CONTAINERD)
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/fjord
 
-# containerd's runc shim, embedded in fjord and extracted at start: one shim
-# process runs per pod, so it is a small program of its own.
+# containerd and its runc shim, embedded in fjord and extracted at start:
+# each runs as a process of its own (one shim per pod), so each is a small
+# program rather than fjord re-executed (appliance/node/nodebin).
 $(SHIM): cmd/containerd-shim-runc-v2/main.go go.mod go.sum
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $@ ./cmd/containerd-shim-runc-v2
+$(CONTAINERD): cmd/fjord-containerd/main.go go.mod go.sum
+	$(GO) build -trimpath -ldflags '-s -w -X github.com/containerd/containerd/v2/version.Version=2.4.2' -o $@ ./cmd/fjord-containerd
 
 # ---- images (images/) -------------------------------------------------------
 # The pause image is built into the binary (images/embed.go): a static
@@ -132,4 +137,4 @@ compat:
 	cd e2e/sealcompat && $(GO) vet ./... && $(GO) test ./...
 
 clean:
-	rm -rf bin e2e.log images/embedded/pause.tar $(SHIM)
+	rm -rf bin e2e.log images/embedded/pause.tar $(SHIM) $(CONTAINERD)

@@ -130,14 +130,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, hooks Hooks) error {
 		controlplane.NewScheduler(ctl, rt),
 	}
 	if !cfg.DisableAgent {
-		self, err := os.Executable()
-		if err != nil {
-			return fmt.Errorf("locating the fjord executable: %w", err)
-		}
 		nrt := node.Runtime{
 			DataDir: cfg.DataDir, NodeName: nodeName, NodeIP: nodeIP,
 			ServiceCIDR: ctl.ServiceCIDR, ClusterCIDR: ctl.ClusterCIDR, ClusterDomain: ctl.ClusterDomain,
-			ClusterDNS: cfg.DNS.ClusterDNS, PKI: pki, Kubeconfigs: kubeconfigs, Self: self, Log: log,
+			ClusterDNS: cfg.DNS.ClusterDNS, PKI: pki, Kubeconfigs: kubeconfigs, Log: log,
 		}
 		components = append(components, node.Components(cfg.Node, nrt, cfg.LogLevel, cfg.HTTPSListenPort)...)
 		components = append(components, nodeServices(cfg, nrt)...)

@@ -1,5 +1,5 @@
-// Package node is the node agent of the appliance: containerd 2 (the fjord
-// binary re-executed as `fjord containerd`, supervised), the kubelet and
+// Package node is the node agent of the appliance: containerd 2 (embedded,
+// extracted and supervised as a child process), the kubelet and
 // kube-proxy in-process, the CNI configuration, local image archives and the
 // LoadBalancer status of Services. With the control plane package it is the
 // only package of the server that imports k8s.io/kubernetes.
@@ -85,16 +85,14 @@ type Runtime struct {
 	ClusterDNS  string
 	PKI         bootstrap.PKI
 	Kubeconfigs bootstrap.Kubeconfigs
-	// Self is the fjord executable, re-executed as `fjord containerd`.
-	Self string
-	Log  *slog.Logger
+	Log         *slog.Logger
 }
 
 // Paths are where the node keeps its state, all under <data-dir>/agent
 // except what containerd, runc and CNI insist on (see the README).
 type Paths struct {
 	Dir             string // <data-dir>/agent
-	Bin             string // the containerd shim, extracted from the binary
+	Bin             string // containerd and its shim, extracted from the binary
 	Images          string // image archives imported at start and when they appear
 	ContainerdRoot  string
 	ContainerdState string

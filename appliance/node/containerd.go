@@ -21,13 +21,14 @@ import (
 	containerd "github.com/containerd/containerd/v2/client"
 
 	"github.com/fjord-dev/fjord/appliance/component"
-	"github.com/fjord-dev/fjord/appliance/node/shim"
+	"github.com/fjord-dev/fjord/appliance/node/nodebin"
 	"github.com/fjord-dev/fjord/bootstrap"
 	"github.com/fjord-dev/fjord/images"
 )
 
-// Containerd runs containerd 2 as a child process (`fjord containerd`),
-// restarts it when it dies and imports the node's images into it. Pods
+// Containerd runs containerd 2 (embedded in fjord and extracted to
+// <data-dir>/agent/bin) as a child process, restarts it when it dies and
+// imports the node's images into it. Pods
 // outlive it: their shims are separate processes, and a new containerd
 // adopts them.
 type Containerd struct {
@@ -37,6 +38,7 @@ type Containerd struct {
 	log      *slog.Logger
 	logLevel string
 
+	bin    string // the extracted containerd
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	cancel context.CancelFunc
@@ -72,9 +74,11 @@ func (c *Containerd) Init(context.Context) error {
 	if err := os.Chmod(c.p.Images, 0o755); err != nil {
 		return err
 	}
-	if _, err := shim.Extract(c.p.Bin); err != nil {
+	bins, err := nodebin.Extract(c.p.Bin)
+	if err != nil {
 		return err
 	}
+	c.bin = bins[nodebin.Containerd]
 	runc, err := exec.LookPath(c.cfg.Runc)
 	if err != nil {
 		return fmt.Errorf("runc: %w (install Debian's %s package)", err, pkgRunc)
@@ -187,8 +191,13 @@ func (c *Containerd) supervise(ctx context.Context, started chan<- error) {
 func (c *Containerd) runOnce(ctx context.Context, started func(error)) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	cmd := exec.Command(c.rt.Self, "containerd", "--config", c.p.ContainerdConf)
+	cmd := exec.Command(c.bin, "--config", c.p.ContainerdConf)
+	// The shim is found on PATH. GOGC 50, as for fjord itself: containerd
+	// and the shims (which inherit it) keep less garbage resident.
 	cmd.Env = append(os.Environ(), "PATH="+c.p.Bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	if os.Getenv("GOGC") == "" {
+		cmd.Env = append(cmd.Env, "GOGC=50")
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	out, err := cmd.StdoutPipe()
 	if err != nil {

@@ -45,7 +45,6 @@ func main() {
 			preflightCommand(),
 			imagesCommand(),
 			killallCommand(),
-			containerdCommand(),
 			versionCommand(),
 		},
 		HideHelpCommand: true,

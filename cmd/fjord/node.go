@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,32 +10,12 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/containerd/containerd/v2/cmd/containerd/command"
 	"github.com/urfave/cli/v2"
-
-	// containerd's plugins (CRI, overlayfs, runc runtime, …), for `fjord containerd`.
-	_ "github.com/containerd/containerd/v2/cmd/containerd/builtins"
 
 	"github.com/fjord-dev/fjord/appliance"
 	"github.com/fjord-dev/fjord/appliance/node"
 	"github.com/fjord-dev/fjord/images"
 )
-
-// containerdCommand is containerd 2 itself: `fjord server` re-executes the
-// fjord binary with it and supervises the process (k3s's pattern).
-func containerdCommand() *cli.Command {
-	return &cli.Command{
-		Name:            "containerd",
-		Usage:           "run containerd (started by fjord server; not for direct use)",
-		Hidden:          true,
-		SkipFlagParsing: true,
-		Action: func(c *cli.Context) error {
-			// containerd handles its own signals; it must not stop on the
-			// context fjord's main cancels at the first SIGTERM.
-			return command.App().Run(context.Background(), append([]string{"containerd"}, c.Args().Slice()...))
-		},
-	}
-}
 
 func imagesCommand() *cli.Command {
 	dataDir := &cli.StringFlag{Name: "data-dir", EnvVars: []string{appliance.EnvName("data-dir")}, Value: appliance.Default().DataDir, Usage: "the server's data dir"}

@@ -1,0 +1,24 @@
+// Command fjord-containerd is containerd 2 with its built-in plugins (CRI,
+// overlayfs, runc), at the version Fjord's client speaks. `make build`
+// embeds it in fjord (appliance/node/nodebin), which extracts and supervises
+// it: a program of its own because the fjord binary, re-executed, would
+// initialise all of Kubernetes in containerd's process for nothing (about
+// 130 MiB more, measured in docs/benchmarks.md).
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/containerd/containerd/v2/cmd/containerd/command"
+
+	_ "github.com/containerd/containerd/v2/cmd/containerd/builtins"
+)
+
+func main() {
+	if err := command.App().Run(context.Background(), os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "containerd:", err)
+		os.Exit(1)
+	}
+}

@@ -2,8 +2,8 @@
 // overlayfs, runc), at the version Fjord's client speaks. `make build`
 // embeds it in fjord (appliance/node/nodebin), which extracts and supervises
 // it: a program of its own because the fjord binary, re-executed, would
-// initialise all of Kubernetes in containerd's process for nothing (about
-// 130 MiB more, measured in docs/benchmarks.md).
+// initialise all of Kubernetes in containerd's process for nothing
+// (containerd's PSS 179 MiB that way, 86 MiB so; docs/benchmarks.md).
 package main
 
 import (

@@ -147,9 +147,9 @@ func run(bin, archive, image string, runs int, idle time.Duration) error {
 	}
 	fmt.Printf("\n| Memory idle with 20 pods (after %s) | RSS MiB | PSS MiB |\n|---|---|---|\n", idle)
 	fmt.Printf("| fjord (control plane, kubelet, kube-proxy, CoreDNS, metrics-server, GitOps, sealing) | %.0f | %.0f |\n", mem.fjord, mem.fjordPSS)
-	fmt.Printf("| containerd (`fjord containerd`, child process) | %.0f | %.0f |\n", mem.containerd, mem.containerdPSS)
+	fmt.Printf("| containerd (child process) | %.0f | %.0f |\n", mem.containerd, mem.containerdPSS)
 	fmt.Printf("| %d runc shims | %.0f | %.0f |\n", mem.shims, mem.shimRSS, mem.shimPSS)
-	fmt.Printf("| **whole appliance** | **%.0f** (sum of RSS: counts shared pages once per process) | **%.0f** |\n",
+	fmt.Printf("| **whole appliance** | **%.0f** (shared pages counted in each process) | **%.0f** |\n",
 		mem.fjord+mem.containerd+mem.shimRSS, mem.fjordPSS+mem.containerdPSS+mem.shimPSS)
 	return nil
 }

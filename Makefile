@@ -23,7 +23,7 @@ LDFLAGS := -X main.Version=$(VERSION) \
 	-X k8s.io/client-go/pkg/version.gitMinor=37
 
 # Debian packages the tests and benchmarks use.
-TEST_PACKAGES := git postgresql openssh-server fio
+TEST_PACKAGES := git postgresql openssh-server fio cloud-init
 # Debian packages the node (kubelet, containerd) needs on the host.
 NODE_PACKAGES := runc containernetworking-plugins iptables busybox-static
 # The demo and test image, from Debian's busybox-static (1.35). A tag that

@@ -35,6 +35,11 @@ type Hooks struct {
 	Ready func(alive func() bool)
 	// Status is called with one-line status updates.
 	Status func(string)
+	// ExtendStart is called before a start-up step that may take long (the
+	// fsync gate's measurement) with the most it may take.
+	ExtendStart func(time.Duration)
+	// Sync is called with each Application's sync outcome.
+	Sync func(gitops.SyncSummary)
 }
 
 // Run validates cfg, prepares the data dir and runs the server until ctx ends
@@ -68,6 +73,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, hooks Hooks) error {
 	if kind, _ := cfg.Datastore.Kind(); kind == datastore.KindEtcd || kind == datastore.KindSQLite {
 		dir := ds.Dir()
 		status("measuring fsync latency of " + dir)
+		if hooks.ExtendStart != nil {
+			hooks.ExtendStart(cfg.FsyncGate.MaxDuration + time.Minute)
+		}
 		res, err := fsyncgate.Run(ctx, log.With("component", "fsync-gate"), dir, cfg.FsyncGate,
 			fsyncgate.Options{CacheFile: filepath.Join(cfg.DataDir, fsyncgate.CacheFileName)})
 		if err != nil {
@@ -144,7 +152,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, hooks Hooks) error {
 			DataDir: cfg.DataDir, Kubeconfig: kubeconfigs.Admin, NodeIP: nodeIP, Log: log}))
 	}
 	if !cfg.GitOps.Disable {
-		components = append(components, gitops.New(cfg.GitOps, gitops.Runtime{DataDir: cfg.DataDir, Kubeconfig: kubeconfigs.Admin, Log: log}))
+		components = append(components, gitops.New(cfg.GitOps, gitops.Runtime{DataDir: cfg.DataDir, Kubeconfig: kubeconfigs.Admin, Log: log, OnSync: hooks.Sync}))
 	}
 	mgr := component.NewManager(log, 0, components...)
 	var stopping atomic.Bool // from here on the watchdog does not judge readiness

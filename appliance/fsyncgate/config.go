@@ -64,7 +64,7 @@ type Config struct {
 	// BlockSize is the size of each write (fio's --bs).
 	BlockSize int `yaml:"fsync-gate-block-size" json:"fsync-gate-block-size"`
 	// MaxDuration caps the measurement; when it passes before the verdict is
-	// clear, the point estimate decides.
+	// clear, the disk fails (it was not shown within the limit).
 	MaxDuration time.Duration `yaml:"fsync-gate-max-duration" json:"fsync-gate-max-duration"`
 	// FullRun writes all of Size even when the verdict is clear earlier (the
 	// time cap still applies).

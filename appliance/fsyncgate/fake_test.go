@@ -96,6 +96,8 @@ func fakeMeasurer(clock *fakeClock, disk *scriptedDisk, info fsInfo) measurer {
 		now:  clock.now,
 		wrap: func(*os.File) syncer { return disk },
 		stat: func(string) (fsInfo, error) { return info, nil },
+		// The scripted disk is in this process.
+		inProcess: true,
 	}
 }
 

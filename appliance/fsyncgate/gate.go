@@ -21,8 +21,12 @@ type Options struct {
 	// CacheFile is where a pass is cached; empty means CacheFileName in the
 	// parent of the measured directory.
 	CacheFile string
-	// Progress, when set, is called after every sample (see MeasureOptions).
+	// Progress, when set, is called as the measurement goes (see
+	// MeasureOptions).
 	Progress func(Progress)
+	// Child starts the measuring process; nil means the running fjord binary
+	// (see MeasureOptions).
+	Child *ChildCommand
 }
 
 // Verdict is the gate's decision.
@@ -79,11 +83,15 @@ func (r Result) Summary() string {
 	if r.Cached {
 		notes = append(notes, "cached")
 	}
-	if r.Report.Inconclusive {
+	switch {
+	case r.Report.closeCall():
+		cmp = "not clearly ≤"
+		notes = append(notes, "upper bound "+FormatLatency(r.Report.P99Upper))
+	case r.Report.Inconclusive:
 		notes = append(notes, "inconclusive")
 	}
 	notes = append(notes, fmt.Sprintf("%d samples", r.Report.Samples), formatWall(r.Report.Wall))
-	return fmt.Sprintf("fsync p99 %s %s %s (%s)", FormatLatency(r.Report.P99), cmp, FormatLatency(r.Limit), strings.Join(notes, ", "))
+	return fmt.Sprintf("fsync p99 %s %s %s (%s)", r.Report.p99Text(), cmp, FormatLatency(r.Limit), strings.Join(notes, ", "))
 }
 
 // formatWall prints a run's duration: 0.1s resolution from 1s up, 1ms below.
@@ -104,10 +112,15 @@ type FailedError struct {
 // Error is the one-line message described on FailedError.
 func (e *FailedError) Error() string {
 	r := e.Report
-	return fmt.Sprintf("fsync gate: p99 fdatasync %s exceeds the %s limit on %s (device %s, %s, %d samples); "+
+	what := fmt.Sprintf("p99 fdatasync %s exceeds the %s limit", r.p99Text(), FormatLatency(r.Limit))
+	if r.closeCall() {
+		what = fmt.Sprintf("p99 fdatasync %s is not clearly within the %s limit (its upper bound is %s)",
+			r.p99Text(), FormatLatency(r.Limit), FormatLatency(r.P99Upper))
+	}
+	return fmt.Sprintf("fsync gate: %s on %s (device %s, %s, %d samples); "+
 		"etcd will lose leader elections and time out on this disk. "+
 		"Move --data-dir to a local NVMe or SSD disk, or start with --fsync-gate=warn (unsafe) to run anyway",
-		FormatLatency(r.P99), FormatLatency(r.Limit), r.Dir, r.Device, r.Filesystem, r.Samples)
+		what, r.Dir, r.Device, r.Filesystem, r.Samples)
 }
 
 // Run is the startup gate for the datastore directory dir; the server calls it
@@ -126,9 +139,11 @@ func (e *FailedError) Error() string {
 //     device and filesystem, with the same block size and a limit at least as
 //     strict; cfg.Rerun always measures. Only passes are cached.
 //   - Otherwise it measures (cfg.Size, cfg.BlockSize, early stop unless
-//     cfg.FullRun, capped at cfg.MaxDuration). A pass is logged and cached. A
-//     failure returns a *FailedError in enforce mode, and is logged as a
-//     warning and returns a nil error in warn mode.
+//     cfg.FullRun, capped at cfg.MaxDuration) in a child process (opts.Child,
+//     the running fjord binary by default). A pass (the p99, times the
+//     margin, shown within the limit) is logged and cached. A failure
+//     returns a *FailedError in enforce mode, and is logged as a warning and
+//     returns a nil error in warn mode.
 //
 // A measurement that cannot run (the directory is not writable, the disk is
 // full, ctx is canceled) returns an error wrapping the cause in both enforce
@@ -209,7 +224,7 @@ func (g gate) run(ctx context.Context, log *slog.Logger, dir string, cfg Config,
 	}
 
 	mopts := cfg.measureOptions()
-	mopts.Progress = opts.Progress
+	mopts.Progress, mopts.Child = opts.Progress, opts.Child
 	log.Info("measuring fdatasync latency before starting the datastore",
 		"dir", dir, "device", info.device, "filesystem", info.fsType,
 		"size", cfg.Size, "block_size", cfg.BlockSize, "p99_max", cfg.P99Max, "max_duration", cfg.MaxDuration)
@@ -244,7 +259,7 @@ func (g gate) run(ctx context.Context, log *slog.Logger, dir string, cfg Config,
 func reportAttrs(r Report) []any {
 	return []any{
 		"dir", r.Dir, "device", r.Device, "filesystem", r.Filesystem,
-		"p50", r.P50, "p99", r.P99, "p99_9", r.P999, "max", r.Max,
+		"p50", r.P50, "p99", r.P99, "raw_p99", r.RawP99, "margin", r.Margin, "p99_upper", r.P99Upper, "p99_9", r.P999, "max", r.Max,
 		"samples", r.Samples, "wall", r.Wall, "stop", r.StopReason, "inconclusive", r.Inconclusive,
 	}
 }

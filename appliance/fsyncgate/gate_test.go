@@ -345,6 +345,18 @@ func TestSummary(t *testing.T) {
 			want: "fsync p99 12.8ms > 10ms (fail, ignored: fsync-gate=warn, inconclusive, 10029 samples, 27.1s)",
 		},
 		{
+			name: "a failure close to the limit gives the upper bound that failed it",
+			res: Result{Verdict: VerdictFail, Mode: ModeEnforce, Limit: 10 * ms,
+				Report: Report{Limit: 10 * ms, P99: 9300 * time.Microsecond, P99Upper: 10400 * time.Microsecond, Samples: 10029, Wall: 27100 * ms, Inconclusive: true}},
+			want: "fsync p99 9.3ms not clearly ≤ 10ms (fail, upper bound 10.4ms, 10029 samples, 27.1s)",
+		},
+		{
+			name: "a margin shows the raw p99 beside the corrected one",
+			res: Result{Verdict: VerdictPass, Mode: ModeEnforce, Limit: 10 * ms,
+				Report: Report{RawP99: 4 * ms, Margin: 1.25, P99: 5 * ms, Samples: 1000, Wall: 1234 * ms, Passed: true}},
+			want: "fsync p99 5ms (raw 4ms × 1.25) ≤ 10ms (pass, 1000 samples, 1.2s)",
+		},
+		{
 			name: "a fast run gives its wall time in milliseconds",
 			res:  Result{Verdict: VerdictPass, Limit: 10 * ms, Report: Report{P99: 412 * time.Microsecond, Samples: 1000, Wall: 312 * ms}},
 			want: "fsync p99 412µs ≤ 10ms (pass, 1000 samples, 312ms)",

@@ -46,6 +46,9 @@ type Runtime struct {
 	DataDir    string
 	Kubeconfig string
 	Log        *slog.Logger
+	// OnSync, when set, is called after each reconcile of an Application
+	// (and once when it is deleted), for a one-line status.
+	OnSync func(SyncSummary)
 }
 
 // Engine is the GitOps component: it syncs every Application in its
@@ -209,6 +212,9 @@ func (e *Engine) startWorkers(ctx context.Context) error {
 				e.mu.Lock()
 				delete(e.states, u.GetName())
 				e.mu.Unlock()
+				if e.rt.OnSync != nil {
+					e.rt.OnSync(SyncSummary{Application: u.GetName(), Deleted: true})
+				}
 			}
 		},
 	})
@@ -386,6 +392,9 @@ func (e *Engine) reconcile(ctx context.Context, name string) bool {
 		st.failure, st.failureAttempt = out.conditions, out.attempt
 	}
 	e.mu.Unlock()
+	if e.rt.OnSync != nil {
+		e.rt.OnSync(summarize(name, out))
+	}
 	if err := e.writeStatus(ctx, u, out, op); err != nil {
 		e.log.Error("writing Application status", "application", name, "err", err)
 		return true

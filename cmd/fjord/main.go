@@ -20,6 +20,7 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/fjord-dev/fjord/appliance"
+	"github.com/fjord-dev/fjord/appliance/gitops"
 	"github.com/fjord-dev/fjord/systemd"
 )
 
@@ -45,6 +46,13 @@ func main() {
 			preflightCommand(),
 			imagesCommand(),
 			killallCommand(),
+			installCommand(),
+			uninstallCommand(),
+			bootstrapCommand(),
+			verifyCommand(),
+			upCommand(),
+			downCommand(),
+			listCommand(),
 			versionCommand(),
 		},
 		HideHelpCommand: true,
@@ -71,7 +79,7 @@ var usage = map[string]string{
 	"node-ip":                      "address kube-apiserver advertises (detected when empty)",
 	"node-name":                    "this node's name (the hostname when empty)",
 	"disable-agent":                "run the control plane only, without the node agent",
-	"log-format":                   "log format: text or json",
+	"log-format":                   "log format: text or json (text goes to the systemd journal with a field per attribute when run by systemd)",
 	"log-level":                    "log level: debug, info, warn or error",
 	"datastore-endpoint":           "empty for embedded etcd, or sqlite://PATH, postgres://…, mysql://…, https://ETCD[,…]",
 	"datastore-cafile":             "CA certificate for the datastore's TLS",
@@ -194,10 +202,18 @@ func serverCommand() *cli.Command {
 				notify.Ready()
 				// systemd starts the watchdog at READY=1.
 				go notify.Watchdog(c.Context, alive)
+			}, ExtendStart: notify.ExtendTimeout, Sync: func(s gitops.SyncSummary) {
+				line := s.String()
+				if s.Deleted {
+					line = ""
+				}
+				notify.Application(s.Application, line, s.Failing())
 			}}
 			err = appliance.Run(c.Context, cfg, log, hooks)
 			notify.Stopping()
 			if err != nil {
+				// systemctl status keeps the last status after the exit.
+				notify.Status("failed: " + err.Error())
 				log.Error("fjord server failed", "err", err)
 				return cli.Exit(err.Error(), 1)
 			}
@@ -218,6 +234,11 @@ func newLogger(format, level string) (*slog.Logger, error) {
 		h = slog.NewJSONHandler(os.Stderr, opts)
 	case "text", "":
 		h = slog.NewTextHandler(os.Stderr, opts)
+		if systemd.StderrIsJournal() {
+			// Under systemd: the same lines, plus a field per attribute
+			// (journalctl -u fjord APPLICATION=NAME).
+			h = systemd.NewJournalHandler(opts)
+		}
 	default:
 		return nil, fmt.Errorf("log-format: %q is not one of text, json", format)
 	}

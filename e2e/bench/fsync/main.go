@@ -1,41 +1,43 @@
 // Command fsync compares Fjord's fdatasync measurement with fio's on one
-// directory and prints a markdown table.
+// directory and prints a markdown table, one row per run.
 //
 // Each run measures, in an order that rotates from run to run so that neither
-// tool always goes first: real fio with etcd's command
+// tool always goes first:
 //
-//	fio --rw=write --ioengine=sync --fdatasync=1 --directory=DIR --size=22m --bs=2300 --output-format=json
+//   - fio, with etcd's command (fsyncgate.FioArgs):
+//     fio --name=fjord-gate --directory=DIR --rw=write --ioengine=sync --fdatasync=1 --size=22m --bs=2300 --output-format=json
+//   - Fjord's full run of the same workload, measured the way the gate does:
+//     in a child process (this program re-executed with -child, or a fjord
+//     binary given with -fjord);
+//   - the startup gate itself: the same with early stop and the 30s cap;
+//   - with -inprocess (the default), Fjord's measurement in this process, the
+//     way the gate measured before issue 14.
 //
-// (p99 from jobs[0].sync.lat_ns.percentile["99.000000"]); a full Fjord run of
-// the same workload, in process; and a Fjord run with the startup gate's
-// early stop and time cap. Wall times are measured around each whole run,
-// including file creation and removal (and, for fio, process start).
+// The ratio is Fjord's p99, as the gate reads it (corrected), over fio's. A
+// run where the gate passes and fio's p99 is over the limit is marked.
+//
+// With -load, a CPU-heavy process runs beside the measurements for the whole
+// benchmark: this program re-executed with -burn 2, two goroutines spinning
+// on arithmetic, enough to keep both cores of the benchmark VM busy.
 //
 // Usage:
 //
-//	go run ./e2e/bench/fsync [-n 3] [-dir DIR] [-fio fio] [-size-mib 22]
+//	go run ./e2e/bench/fsync [-n 5] [-load] [-dir DIR] [-fio fio] [-size-mib 22] [-inprocess=false] [-fjord bin/fjord]
 //
 // The directory defaults to a new temporary directory under /var/tmp (not
 // /tmp, which may be tmpfs), removed afterwards.
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/fjord-dev/fjord/appliance/fsyncgate"
 
@@ -43,188 +45,247 @@ import (
 )
 
 func main() {
-	n := flag.Int("n", 3, "number of runs")
+	n := flag.Int("n", 5, "number of runs")
 	dir := flag.String("dir", "", "directory to measure (default: a new temporary directory under /var/tmp)")
 	fio := flag.String("fio", "fio", "fio binary")
 	sizeMiB := flag.Int("size-mib", 22, "MiB per run (fio's --size)")
+	load := flag.Bool("load", false, "run a CPU-heavy process (this program with -burn 2) beside the measurements")
+	inProcess := flag.Bool("inprocess", true, "also measure in this process, as the gate did before issue 14")
+	fjord := flag.String("fjord", "", "measure with this fjord binary (`fjord preflight fsync --child`) instead of this program")
+	child := flag.Bool("child", false, "internal: serve as the measuring child")
+	burn := flag.Int("burn", 0, "internal: spin this many goroutines until killed")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *n, *dir, *fio, *sizeMiB); err != nil {
+	switch {
+	case *child:
+		if err := fsyncgate.ServeChild(ctx, os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "fsync bench child:", err)
+			os.Exit(2)
+		}
+		return
+	case *burn > 0:
+		spin(ctx, *burn)
+		return
+	}
+	b := bench{n: *n, dir: *dir, fio: *fio, size: int64(*sizeMiB) << 20, load: *load, inProcess: *inProcess}
+	if err := b.setChild(*fjord); err != nil {
+		fmt.Fprintln(os.Stderr, "fsync bench:", err)
+		os.Exit(1)
+	}
+	if err := b.run(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "fsync bench:", err)
 		os.Exit(1)
 	}
 }
 
-// row is one run's results.
-type row struct {
-	fioP99, fullP99       time.Duration
-	fioP50, fullP50       time.Duration
-	fioWall, fullWall     time.Duration
-	earlyWall             time.Duration
-	earlyP99              time.Duration
-	earlyPassed, fullPass bool
-	earlySamples          int
-	earlyStop             fsyncgate.StopReason
-	fullRep               fsyncgate.Report
+// spin keeps n goroutines busy until ctx ends.
+func spin(ctx context.Context, n int) {
+	for range n {
+		go func() {
+			x := uint64(1)
+			for {
+				for range 1 << 20 {
+					x = x*6364136223846793005 + 1442695040888963407
+				}
+				if x == 0 {
+					fmt.Println(x) // keeps the loop from being optimised away
+				}
+			}
+		}()
+	}
+	<-ctx.Done()
 }
 
-func run(ctx context.Context, n int, dir, fio string, sizeMiB int) error {
-	if dir == "" {
+type bench struct {
+	n         int
+	dir, fio  string
+	size      int64
+	load      bool
+	inProcess bool
+	child     fsyncgate.ChildCommand
+	childName string
+}
+
+func (b *bench) setChild(fjord string) error {
+	if fjord != "" {
+		b.child = fsyncgate.ChildCommand{Path: fjord, Args: fsyncgate.FjordChildArgs}
+		b.childName = fjord + " " + strings.Join(fsyncgate.FjordChildArgs, " ")
+		return nil
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	b.child = fsyncgate.ChildCommand{Path: exe, Args: []string{"-child"}}
+	b.childName = "this program with -child"
+	return nil
+}
+
+// row is one run's results.
+type row struct {
+	fio   fsyncgate.FioResult
+	fio2  fsyncgate.FioResult // fio again: how much fio differs from itself
+	full  fsyncgate.Report    // Fjord, full run, in a child
+	gate  fsyncgate.Report    // Fjord, early stop and time cap, in a child
+	inpr  fsyncgate.Report    // Fjord, full run, in this process
+	walls [5]time.Duration
+}
+
+func (b *bench) run(ctx context.Context) error {
+	if b.dir == "" {
 		d, err := os.MkdirTemp("/var/tmp", "fjord-fsync-bench-")
 		if err != nil {
 			return err
 		}
 		defer os.RemoveAll(d)
-		dir = d
+		b.dir = d
 	}
-	if _, err := exec.LookPath(fio); err != nil {
-		return fmt.Errorf("fio not found (apt-get install fio): %w", err)
+	if _, err := exec.LookPath(b.fio); err != nil {
+		return fmt.Errorf("%w (%v)", fsyncgate.ErrFioNotFound, err)
+	}
+	loadDesc := "none"
+	if b.load {
+		stopLoad, err := startLoad(ctx)
+		if err != nil {
+			return err
+		}
+		defer stopLoad()
+		loadDesc = "this program re-executed with -burn 2 (two goroutines spinning on integer arithmetic), for the whole benchmark"
+		time.Sleep(2 * time.Second) // let the load average see it
 	}
 	gate := fsyncgate.Default()
-	size := int64(sizeMiB) << 20
-	full := fsyncgate.MeasureOptions{Size: size, BlockSize: gate.BlockSize, Limit: gate.P99Max}
+	full := fsyncgate.MeasureOptions{Size: b.size, BlockSize: gate.BlockSize, Limit: gate.P99Max, Child: &b.child}
 	early := full
 	early.EarlyStop, early.MaxDuration = true, gate.MaxDuration
+	fioOpts := fsyncgate.FioOptions{Bin: b.fio, Dir: b.dir, Size: b.size, BlockSize: gate.BlockSize}
 
+	loadBefore, started := benchutil.LoadAvg(), time.Now()
 	var rows []row
-	for i := range n {
+	for i := range b.n {
 		var r row
+		timed := func(wall *time.Duration, f func() error) func() error {
+			return func() error {
+				start := time.Now()
+				err := f()
+				*wall = time.Since(start)
+				return err
+			}
+		}
 		steps := []func() error{
-			func() error {
-				start := time.Now()
-				p50, p99, err := runFio(ctx, fio, dir, sizeMiB)
-				r.fioP50, r.fioP99, r.fioWall = p50, p99, time.Since(start)
-				return err
-			},
-			func() error {
-				start := time.Now()
-				rep, err := fsyncgate.Measure(ctx, dir, full)
-				r.fullP50, r.fullP99, r.fullWall, r.fullPass, r.fullRep = rep.P50, rep.P99, time.Since(start), rep.Passed, rep
-				return err
-			},
-			func() error {
-				start := time.Now()
-				rep, err := fsyncgate.Measure(ctx, dir, early)
-				r.earlyWall, r.earlyP99, r.earlyPassed, r.earlySamples, r.earlyStop = time.Since(start), rep.P99, rep.Passed, rep.Samples, rep.StopReason
-				return err
-			},
+			timed(&r.walls[0], func() (err error) { r.fio, err = fsyncgate.RunFio(ctx, fioOpts); return err }),
+			timed(&r.walls[1], func() (err error) { r.full, err = fsyncgate.Measure(ctx, b.dir, full); return err }),
+			timed(&r.walls[4], func() (err error) { r.fio2, err = fsyncgate.RunFio(ctx, fioOpts); return err }),
+			timed(&r.walls[2], func() (err error) { r.gate, err = fsyncgate.Measure(ctx, b.dir, early); return err }),
+		}
+		if b.inProcess {
+			steps = append(steps, timed(&r.walls[3], func() (err error) { r.inpr, err = fsyncgate.MeasureInProcess(ctx, b.dir, full); return err }))
 		}
 		for k := range steps {
 			if err := steps[(k+i)%len(steps)](); err != nil {
 				return fmt.Errorf("run %d: %w", i+1, err)
 			}
 		}
-		fmt.Fprintf(os.Stderr, "run %d/%d: fio p99 %s, fjord p99 %s\n", i+1, n, ms(r.fioP99), ms(r.fullP99))
+		fmt.Fprintf(os.Stderr, "run %d/%d: fio p99 %s and %s, fjord p99 %s (raw %s), gate %s, in-process p99 %s (load %s)\n",
+			i+1, b.n, ms(r.fio.P99), ms(r.fio2.P99), ms(r.full.P99), ms(r.full.RawP99), gateCell(r.gate), ms(r.inpr.RawP99), benchutil.LoadAvg())
 		rows = append(rows, r)
 	}
-	printTable(rows, dir, fio, sizeMiB)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	b.print(rows, loadBefore, benchutil.LoadAvg(), started, loadDesc)
 	return nil
 }
 
-// runFio runs etcd's fio command in dir and returns its p50 and p99
-// fdatasync latencies. fio leaves its file behind; it is removed here.
-func runFio(ctx context.Context, fio, dir string, sizeMiB int) (p50, p99 time.Duration, err error) {
-	const name = "fjord-bench-fio"
-	defer os.Remove(filepath.Join(dir, name+".0.0"))
-	cmd := exec.CommandContext(ctx, fio, "--name="+name, "--rw=write", "--ioengine=sync", "--fdatasync=1",
-		"--directory="+dir, fmt.Sprintf("--size=%dm", sizeMiB), "--bs=2300", "--output-format=json")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+// startLoad starts the CPU-heavy process and returns how to stop it.
+func startLoad(ctx context.Context) (func(), error) {
+	exe, err := os.Executable()
 	if err != nil {
-		return 0, 0, fmt.Errorf("fio: %w: %s", err, strings.TrimSpace(stderr.String()))
+		return nil, err
 	}
-	var res struct {
-		Jobs []struct {
-			Sync struct {
-				LatNs struct {
-					N          int64            `json:"N"`
-					Percentile map[string]int64 `json:"percentile"`
-				} `json:"lat_ns"`
-			} `json:"sync"`
-		} `json:"jobs"`
+	cmd := exec.CommandContext(ctx, exe, "-burn", "2")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	// Its own session, like a service started elsewhere (and like fio's job
+	// and the measuring child): with autogroup scheduling, a group of its own.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting the load: %w", err)
 	}
-	if err := json.Unmarshal(out, &res); err != nil {
-		return 0, 0, fmt.Errorf("parsing fio's JSON: %w", err)
-	}
-	if len(res.Jobs) == 0 || res.Jobs[0].Sync.LatNs.N == 0 {
-		return 0, 0, fmt.Errorf("fio reported no fdatasync latencies")
-	}
-	pct := res.Jobs[0].Sync.LatNs.Percentile
-	ns50, ok50 := pct["50.000000"]
-	ns99, ok99 := pct["99.000000"]
-	if !ok50 || !ok99 {
-		return 0, 0, fmt.Errorf("fio reported no p50 or p99 fdatasync latency")
-	}
-	return time.Duration(ns50), time.Duration(ns99), nil
+	return func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}, nil
 }
 
-func printTable(rows []row, dir, fio string, sizeMiB int) {
-	fmt.Println("| run | fio p99 | fjord p99 (full) | ratio | fio wall | fjord full wall | fjord early-stop wall | early-stop decision | fio p50 | fjord p50 (full) |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
-	var fioP, fullP, ratios, fioW, fullW, earlyW, fio50, full50 []float64
+// fioRef is the fio figure a run compares with: the mean of fio's two runs,
+// which halves fio's own run-to-run variance.
+func (r row) fioRef() time.Duration { return (r.fio.P99 + r.fio2.P99) / 2 }
+
+func (b *bench) print(rows []row, loadBefore, loadAfter string, started time.Time, loadDesc string) {
+	limit := fsyncgate.DefaultP99Max
+	hdr := "| run | fio p99 | fio p99 again | fjord p99 raw | fjord p99 (gate's figure) | ratio fjord/fio | gate (early stop) | fio p50 | fjord p50 |"
+	sep := "|---|---|---|---|---|---|---|---|---|"
+	if b.inProcess {
+		hdr += " in-process p99 | in-process/fio | in-process p50 |"
+		sep += "---|---|---|"
+	}
+	fmt.Println(hdr)
+	fmt.Println(sep)
+	var fioP, fio2P, rawP, corrP, ratios, inprP, inprRatios, inpr50, fio50, full50 []float64
+	unsafeRuns, fioFlips := 0, 0
 	for i, r := range rows {
-		ratio := float64(r.fullP99) / float64(r.fioP99)
-		fmt.Printf("| %d | %s | %s | %.2f | %s | %s | %s | %s | %s | %s |\n", i+1, ms(r.fioP99), ms(r.fullP99), ratio,
-			secs(r.fioWall), secs(r.fullWall), secs(r.earlyWall), decision(r), ms(r.fioP50), ms(r.fullP50))
-		fio50, full50 = append(fio50, float64(r.fioP50)), append(full50, float64(r.fullP50))
-		fioP, fullP, ratios = append(fioP, float64(r.fioP99)), append(fullP, float64(r.fullP99)), append(ratios, ratio)
-		fioW, fullW, earlyW = append(fioW, float64(r.fioWall)), append(fullW, float64(r.fullWall)), append(earlyW, float64(r.earlyWall))
+		ratio := float64(r.full.P99) / float64(r.fioRef())
+		mark := ""
+		if fioFails := max(r.fio.P99, r.fio2.P99) > limit; fioFails && (r.gate.Passed || r.full.Passed) {
+			mark = " **passes where fio fails**"
+			unsafeRuns++
+		}
+		if (r.fio.P99 > limit) != (r.fio2.P99 > limit) {
+			fioFlips++
+		}
+		fmt.Printf("| %d | %s | %s | %s | %s | %.2f | %s | %s | %s |", i+1, ms(r.fio.P99), ms(r.fio2.P99), ms(r.full.RawP99), ms(r.full.P99), ratio,
+			gateCell(r.gate)+mark, ms(r.fio.P50), ms(r.full.P50))
+		if b.inProcess {
+			ir := float64(r.inpr.RawP99) / float64(r.fioRef())
+			fmt.Printf(" %s | %.2f | %s |", ms(r.inpr.RawP99), ir, ms(r.inpr.P50))
+			inprP, inprRatios, inpr50 = append(inprP, float64(r.inpr.RawP99)), append(inprRatios, ir), append(inpr50, float64(r.inpr.P50))
+		}
+		fmt.Println()
+		fioP, fio2P, rawP, corrP, ratios = append(fioP, float64(r.fio.P99)), append(fio2P, float64(r.fio2.P99)),
+			append(rawP, float64(r.full.RawP99)), append(corrP, float64(r.full.P99)), append(ratios, ratio)
+		fio50, full50 = append(fio50, float64(r.fio.P50)), append(full50, float64(r.full.P50))
 	}
-	fmt.Printf("| **median** | %s | %s | %.2f | %s | %s | %s | | %s | %s |\n",
-		ms(time.Duration(benchutil.Median(fioP))), ms(time.Duration(benchutil.Median(fullP))), benchutil.Median(ratios),
-		secs(time.Duration(benchutil.Median(fioW))), secs(time.Duration(benchutil.Median(fullW))), secs(time.Duration(benchutil.Median(earlyW))),
-		ms(time.Duration(benchutil.Median(fio50))), ms(time.Duration(benchutil.Median(full50))))
+	med := func(xs []float64) string { return ms(time.Duration(benchutil.Median(xs))) }
+	fmt.Printf("| **median** | %s | %s | %s | %s | **%.2f** | | %s | %s |", med(fioP), med(fio2P), med(rawP), med(corrP), benchutil.Median(ratios), med(fio50), med(full50))
+	if b.inProcess {
+		fmt.Printf(" %s | %.2f | %s |", med(inprP), benchutil.Median(inprRatios), med(inpr50))
+	}
 	fmt.Println()
+	fmt.Println()
+	fmt.Printf("Runs where Fjord (gate or full run) passes and either fio run's p99 is over %s: %d of %d. "+
+		"Runs where fio's two runs disagree about the limit: %d of %d.\n",
+		fsyncgate.FormatLatency(limit), unsafeRuns, len(rows), fioFlips, len(rows))
+	fmt.Println("Ratios are over the mean of fio's two p99s; Fjord's figure is the gate's (raw p99 × margin), the in-process one is raw.")
 	if len(rows) > 0 {
-		rep := rows[0].fullRep
-		fmt.Printf("Machine: %d CPUs, %s, kernel %s; %s on %s (device %s); %s.\n",
-			runtime.NumCPU(), cpuModel(), kernel(), dir, rep.Filesystem, rep.Device, fioVersion(fio))
+		rep := rows[0].full
+		fmt.Printf("Machine: %s; %s on %s (device %s); %s.\n", benchutil.Machine(), b.dir, rep.Filesystem, rep.Device, rows[0].fio.Version)
+		fmt.Printf("Correction: %s.\n", rep.CorrectionString())
 	}
-	fmt.Printf("Workload: %d MiB in 2300-byte writes with fdatasync after each; p99 of fdatasync latency; early stop as the server's gate (10ms limit, 30s cap).\n", sizeMiB)
+	fmt.Printf("Measuring child: %s. CPU load beside the runs: %s.\n", b.childName, loadDesc)
+	fmt.Printf("Started %s; load average before %s, after %s; %d MiB in 2300-byte writes per run, fdatasync after each.\n",
+		started.UTC().Format("2006-01-02 15:04 UTC"), loadBefore, loadAfter, b.size>>20)
 }
 
-func decision(r row) string {
-	v := "pass"
-	if !r.earlyPassed {
-		v = "fail"
+func gateCell(r fsyncgate.Report) string {
+	return fmt.Sprintf("%s (p99 %s, %d samples, %s)", verdict(r.Passed), ms(r.P99), r.Samples, r.StopReason)
+}
+
+func verdict(passed bool) string {
+	if passed {
+		return "pass"
 	}
-	return fmt.Sprintf("%s (p99 %s, %d samples, %s)", v, ms(r.earlyP99), r.earlySamples, r.earlyStop)
+	return "fail"
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/1e6) }
-
-func secs(d time.Duration) string { return fmt.Sprintf("%.1f s", d.Seconds()) }
-
-func cpuModel() string {
-	f, err := os.Open("/proc/cpuinfo")
-	if err != nil {
-		return "unknown CPU"
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown CPU"
-}
-
-func kernel() string {
-	var u unix.Utsname
-	if err := unix.Uname(&u); err != nil {
-		return "unknown"
-	}
-	return unix.ByteSliceToString(u.Release[:])
-}
-
-func fioVersion(fio string) string {
-	out, err := exec.Command(fio, "--version").Output()
-	if err != nil {
-		return "fio (unknown version)"
-	}
-	return strings.TrimSpace(string(out))
-}

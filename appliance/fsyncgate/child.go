@@ -131,8 +131,9 @@ func (c ChildCommand) run(ctx context.Context, f *os.File, opts MeasureOptions, 
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Pdeathsig: syscall.SIGKILL}
 	stderr := &tailBuffer{max: 4 << 10}
 	cmd.Stderr = stderr
-	// SIGTERM lets the child report what it measured until then; it exits
-	// within a few milliseconds (it checks ctx after every fdatasync).
+	// SIGTERM lets the child report what it measured until then. It checks
+	// ctx after every fdatasync, and its one P gets to the signal within the
+	// runtime's 10ms preemption tick: it ends within tens of milliseconds.
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second
 	stdout, err := cmd.StdoutPipe()
@@ -143,10 +144,17 @@ func (c ChildCommand) run(ctx context.Context, f *os.File, opts MeasureOptions, 
 		return rep, fmt.Errorf("starting the measuring child %s: %w", c.Path, err)
 	}
 	var final *childMessage
+	var garbled error
 	dec := json.NewDecoder(stdout)
 	for {
 		var msg childMessage
 		if err := dec.Decode(&msg); err != nil {
+			if !errors.Is(err, io.EOF) {
+				// Not a measuring child (a test binary running its tests,
+				// say): do not wait for it to finish.
+				garbled = err
+				_ = cmd.Process.Kill()
+			}
 			break // the child exited; Wait says how
 		}
 		if p := msg.Progress; p != nil && opts.Progress != nil {
@@ -156,12 +164,14 @@ func (c ChildCommand) run(ctx context.Context, f *os.File, opts MeasureOptions, 
 			final = &msg
 		}
 	}
-	_, _ = io.Copy(io.Discard, stdout)
 	werr := cmd.Wait()
 	if final == nil {
 		if cerr := context.Cause(ctx); cerr != nil {
 			rep.StopReason = StopCanceled
 			return rep, cerr
+		}
+		if garbled != nil {
+			return rep, fmt.Errorf("%s does not answer as a measuring child (does it call fsyncgate.ServeChild?): %v", c.Path, garbled)
 		}
 		msg := strings.TrimSpace(stderr.String())
 		if msg == "" {
@@ -240,11 +250,11 @@ func ServeChild(ctx context.Context, in io.Reader, out io.Writer) error {
 	return nil
 }
 
-// rawSyncer writes and fdatasyncs with raw system calls: the Go runtime does
-// not see them, so its monitor thread does not wake every 20µs to take the P
-// away from a goroutine blocked in a system call (which it does for every
-// fdatasync longer than that). The child has nothing else to run on its one
-// P, so holding it while blocked costs nothing.
+// rawSyncer writes and fdatasyncs with raw system calls. The Go runtime does
+// not see them, so its monitor thread (sysmon), which otherwise wakes about
+// twice per fdatasync to see whether to take the P from the goroutine in the
+// system call, backs off to sleeping up to 10ms. The child has nothing else
+// to run on its one P, so holding it while blocked costs nothing.
 type rawSyncer struct {
 	fd   uintptr
 	name string

@@ -93,6 +93,18 @@ func TestMeasureInChild(t *testing.T) {
 		}
 		assertEmptyDir(t, dir)
 	})
+	t.Run("a program that answers something else is stopped at once", func(t *testing.T) {
+		dir := t.TempDir()
+		start := time.Now()
+		_, err := Measure(t.Context(), dir, MeasureOptions{Size: 64 << 10, Child: &ChildCommand{Path: "/bin/sh", Args: []string{"-c", "echo PASS; sleep 60"}}})
+		if err == nil || !strings.Contains(err.Error(), "does not answer as a measuring child") {
+			t.Errorf("error %v; want one saying the program is not a measuring child", err)
+		}
+		if d := time.Since(start); d > 30*time.Second {
+			t.Errorf("took %s; want the program killed, not waited for", d)
+		}
+		assertEmptyDir(t, dir)
+	})
 	t.Run("a program that does not serve as the child is an error", func(t *testing.T) {
 		dir := t.TempDir()
 		_, err := Measure(t.Context(), dir, MeasureOptions{Size: 64 << 10, Child: &ChildCommand{Path: "/bin/sh", Args: []string{"-c", "echo not a child >&2"}}})

@@ -31,12 +31,12 @@
 // server's own process, Fjord read fio's p50 at about half and its p99 up to
 // five times lower (issue 14), for two reasons:
 //
-//   - The Go runtime's monitor thread (sysmon) polls every 20µs while a
-//     goroutine is blocked in a system call longer than that, to hand its P
-//     to other goroutines. That keeps the virtual CPU from idling, so the
-//     wake-ups that fio's idle CPU pays for are free. A C loop with a second
-//     thread that sleeps 20µs at a time reads as low as the Go loop; without
-//     it, as fio.
+//   - The Go runtime's monitor thread (sysmon) checks, from every 20µs,
+//     whether to take the P from a goroutine in a system call; around a
+//     goroutine doing fdatasyncs it woke about twice per fdatasync. That
+//     keeps the virtual CPU from idling, so the wake-ups that fio's idle CPU
+//     pays for are free. A C loop with a second thread that sleeps 20µs at a
+//     time reads as low as the Go loop; without it, as fio.
 //   - fio runs its job in a new session (setsid). With autogroup scheduling,
 //     on by default, a session is a scheduling group of its own, and under
 //     CPU load how long a task waits to run after each wake-up depends on
@@ -47,16 +47,17 @@
 // with GOMAXPROCS=1, no garbage collector and no asynchronous preemption,
 // and passes it the test file. The child writes and fdatasyncs with raw
 // system calls, which the runtime does not see, so the monitor thread backs
-// off to sleeping 10ms at a time, about as often as fio's own helper threads
-// wake. docs/benchmarks.md has the figures.
+// off to sleeping up to 10ms at a time, about as often as fio's main process
+// wakes (every 10ms). docs/benchmarks.md has the figures.
 //
 // # Margin
 //
 // What difference remains is measured with e2e/bench/fsync and applied as a
 // margin: the measured p99 and its bounds are multiplied by DefaultMargin
-// before they are compared with the limit. Reports give both the raw p99 and
-// the corrected one (P99), and every message and metric shows the corrected
-// one, with the raw one beside it.
+// before they are compared with the limit. Reports give both the raw p99
+// (RawP99) and the corrected one (P99); messages show the corrected one with
+// the raw one beside it, and the server's fjord_fsync_gate_p99_seconds metric
+// is the corrected one.
 //
 // # Verdict
 //

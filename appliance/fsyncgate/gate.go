@@ -112,15 +112,10 @@ type FailedError struct {
 // Error is the one-line message described on FailedError.
 func (e *FailedError) Error() string {
 	r := e.Report
-	what := fmt.Sprintf("p99 fdatasync %s exceeds the %s limit", r.p99Text(), FormatLatency(r.Limit))
-	if r.closeCall() {
-		what = fmt.Sprintf("p99 fdatasync %s is not clearly within the %s limit (its upper bound is %s)",
-			r.p99Text(), FormatLatency(r.Limit), FormatLatency(r.P99Upper))
-	}
 	return fmt.Sprintf("fsync gate: %s on %s (device %s, %s, %d samples); "+
 		"etcd will lose leader elections and time out on this disk. "+
 		"Move --data-dir to a local NVMe or SSD disk, or start with --fsync-gate=warn (unsafe) to run anyway",
-		what, r.Dir, r.Device, r.Filesystem, r.Samples)
+		r.Problem(), r.Dir, r.Device, r.Filesystem, r.Samples)
 }
 
 // Run is the startup gate for the datastore directory dir; the server calls it

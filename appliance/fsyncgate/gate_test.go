@@ -92,7 +92,7 @@ func TestRunModes(t *testing.T) {
 			}
 			if ferr != nil {
 				msg := ferr.Error()
-				want := "fsync gate: p99 fdatasync 15ms exceeds the 10ms limit on " + dir + " (device 8:1, ext4, 300 samples); " +
+				want := "fsync gate: p99 fdatasync 17.3ms (raw 15ms × 1.15) exceeds the 10ms limit on " + dir + " (device 8:1, ext4, 300 samples); " +
 					"etcd will lose leader elections and time out on this disk. " +
 					"Move --data-dir to a local NVMe or SSD disk, or start with --fsync-gate=warn (unsafe) to run anyway"
 				if msg != want {

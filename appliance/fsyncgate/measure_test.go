@@ -24,8 +24,8 @@ func TestMeasureDecides(t *testing.T) {
 		// want
 		passed, inconclusive bool
 		stop                 StopReason
-		samples              int // 0: only checked to be below a full run when the stop is early
-		p99, max             time.Duration
+		samples              int           // 0: only checked to be below a full run when the stop is early
+		p99, max             time.Duration // p99 as measured, before the margin
 	}{
 		{
 			// 0.99^n ≤ 1%/99 looks first holds at n = 916; looks are every 100
@@ -92,7 +92,7 @@ func TestMeasureDecides(t *testing.T) {
 				t.Fatalf("measure: %v", err)
 			}
 			assertEmptyDir(t, dir)
-			t.Logf("%d samples in %s: p99 %s in [%s, %s]", rep.Samples, rep.Wall, rep.P99, rep.P99Lower, rep.P99Upper)
+			t.Logf("%d samples in %s: p99 %s (raw %s) in [%s, %s]", rep.Samples, rep.Wall, rep.P99, rep.RawP99, rep.P99Lower, rep.P99Upper)
 			if rep.Passed != tt.passed || rep.Inconclusive != tt.inconclusive || rep.StopReason != tt.stop {
 				t.Errorf("passed %v, inconclusive %v, stop %s; want %v, %v, %s",
 					rep.Passed, rep.Inconclusive, rep.StopReason, tt.passed, tt.inconclusive, tt.stop)
@@ -103,8 +103,11 @@ func TestMeasureDecides(t *testing.T) {
 			if early := tt.stop != StopSize; rep.EarlyStop != early || (early && rep.Samples >= fullSamples) {
 				t.Errorf("early stop %v after %d samples; want %v", rep.EarlyStop, rep.Samples, early)
 			}
-			if rep.P99 != tt.p99 || rep.Max != tt.max {
-				t.Errorf("p99 %s, max %s; want %s, %s", rep.P99, rep.Max, tt.p99, tt.max)
+			if rep.RawP99 != tt.p99 || rep.Max != tt.max {
+				t.Errorf("raw p99 %s, max %s; want %s, %s", rep.RawP99, rep.Max, tt.p99, tt.max)
+			}
+			if rep.Margin != DefaultMargin || rep.P99 != applyMargin(rep.RawP99, DefaultMargin) {
+				t.Errorf("p99 %s with margin %g; want the raw %s times %g", rep.P99, rep.Margin, rep.RawP99, DefaultMargin)
 			}
 			if rep.Samples != disk.syncs || rep.BytesWritten != int64(disk.syncs)*DefaultBlockSize {
 				t.Errorf("%d samples, %d bytes for %d fdatasyncs", rep.Samples, rep.BytesWritten, disk.syncs)
@@ -112,7 +115,7 @@ func TestMeasureDecides(t *testing.T) {
 			if want := clock.now().Sub(rep.Started); rep.Wall != want {
 				t.Errorf("wall %s; want %s", rep.Wall, want)
 			}
-			if !(rep.P50 <= rep.P90 && rep.P90 <= rep.P99 && rep.P99 <= rep.P999 && rep.P999 <= rep.Max) {
+			if !(rep.P50 <= rep.P90 && rep.P90 <= rep.RawP99 && rep.RawP99 <= rep.P999 && rep.P999 <= rep.Max) {
 				t.Errorf("percentiles out of order: %+v", rep)
 			}
 			if rep.Device != "8:1" || rep.Filesystem != "ext4" || rep.Dir != dir {
@@ -248,8 +251,8 @@ func TestMeasureRealDisk(t *testing.T) {
 	if len(progress) != samples || progress[samples-1].BytesWritten != rep.BytesWritten {
 		t.Errorf("%d progress calls; want %d ending at %d bytes", len(progress), samples, rep.BytesWritten)
 	}
-	if !(0 < rep.P50 && rep.P50 <= rep.P90 && rep.P90 <= rep.P99 && rep.P99 <= rep.P999 && rep.P999 <= rep.Max) {
-		t.Errorf("percentiles not positive and ordered: p50 %s p90 %s p99 %s p99.9 %s max %s", rep.P50, rep.P90, rep.P99, rep.P999, rep.Max)
+	if !(0 < rep.P50 && rep.P50 <= rep.P90 && rep.P90 <= rep.RawP99 && rep.RawP99 <= rep.P999 && rep.P999 <= rep.Max) {
+		t.Errorf("percentiles not positive and ordered: p50 %s p90 %s p99 %s p99.9 %s max %s", rep.P50, rep.P90, rep.RawP99, rep.P999, rep.Max)
 	}
 	if rep.Wall < time.Duration(samples)*rep.P50/2 || rep.IOPS <= 0 {
 		t.Errorf("wall %s, %.0f IOPS for %d samples", rep.Wall, rep.IOPS, samples)

@@ -165,6 +165,9 @@ func (r Report) String() string {
 		verdict = fmt.Sprintf("FAIL: p99 %s > %s", FormatLatency(r.P99), FormatLatency(r.Limit))
 	}
 	ci := fmt.Sprintf("%s – %s (each ≥ %g%% confidence)", FormatLatency(r.P99Lower), FormatLatency(r.P99Upper), r.Confidence*100)
+	if r.Margin > 1 {
+		ci = fmt.Sprintf("%s – %s (× margin, each ≥ %g%% confidence)", FormatLatency(r.P99Lower), FormatLatency(r.P99Upper), r.Confidence*100)
+	}
 	if r.P99Upper == 0 {
 		ci = fmt.Sprintf("%s – ? (too few samples for an upper bound)", FormatLatency(r.P99Lower))
 	}

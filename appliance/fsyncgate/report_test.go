@@ -12,7 +12,7 @@ func TestReportJSON(t *testing.T) {
 		Dir: "/var/lib/fjord/db", Device: "253:0", Filesystem: "ext4", Size: 22 << 20, BlockSize: 2300,
 		Limit: 10 * time.Millisecond, Confidence: 0.99, Started: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC),
 		Samples: 1000, BytesWritten: 2300000, Wall: 1234567890, IOPS: 810.0,
-		Mean: 1100001, P50: 1000001, P90: 2000002, P99: 4123457, P999: 9000009, Max: 12345678,
+		Mean: 1100001, P50: 1000001, P90: 2000002, RawP99: 3585615, Margin: 1.15, P99: 4123457, P999: 9000009, Max: 12345678,
 		P99Lower: 3000003, P99Upper: 5000005, EarlyStop: true, StopReason: StopDecided, Passed: true,
 	}
 	b, err := json.Marshal(rep)
@@ -20,7 +20,7 @@ func TestReportJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Run("durations are float milliseconds", func(t *testing.T) {
-		for _, want := range []string{`"p99_ms":4.123457`, `"p99_max_ms":10`, `"wall_ms":1234.56789`, `"stop_reason":"decided"`, `"device":"253:0"`} {
+		for _, want := range []string{`"p99_ms":4.123457`, `"raw_p99_ms":3.585615`, `"margin":1.15`, `"p99_max_ms":10`, `"wall_ms":1234.56789`, `"stop_reason":"decided"`, `"device":"253:0"`} {
 			if !strings.Contains(string(b), want) {
 				t.Errorf("JSON %s does not contain %s", b, want)
 			}

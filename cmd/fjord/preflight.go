@@ -41,7 +41,8 @@ func preflightFsyncCommand() *cli.Command {
 		Description: "Writes --size bytes in --block-size writes to a new temporary file in --dir, with an\n" +
 			"fdatasync after each, like `fio --rw=write --ioengine=sync --fdatasync=1 --size=22m --bs=2300`,\n" +
 			"and reports the fdatasync latency percentiles. The file is removed afterwards. The writes are\n" +
-			"issued by a child process (fjord itself, on one thread) that does nothing else, as fio does.\n\n" +
+			"issued by a child process that does nothing else (fjord itself, with one P, in a session of\n" +
+			"its own, as fio's job is), so that it waits for the CPU as fio does.\n\n" +
 			"The verdict compares the p99 times a margin (--margin, measured against fio; see\n" +
 			"docs/benchmarks.md) with --p99-max; both the measured and the corrected p99 are printed.\n\n" +
 			"When --dir does not exist, its nearest existing parent is measured; nothing is created.\n" +
@@ -52,8 +53,8 @@ func preflightFsyncCommand() *cli.Command {
 			"  fio --name=fjord-gate --directory=DIR --rw=write --ioengine=sync --fdatasync=1 --size=22m --bs=2300 --output-format=json\n\n" +
 			"--json prints the report as JSON (with --compare-fio: {\"fjord\": …, \"fio\": …}); durations\n" +
 			"are float milliseconds in fields ending in _ms.\n\n" +
-			"Exit status: 0 when Fjord's p99 is within --p99-max, 1 when it exceeds it, 2 when the\n" +
-			"measurement cannot run.",
+			"Exit status: 0 when Fjord's p99 (times the margin) is shown within --p99-max, 1 when it\n" +
+			"is not (above it, or too close to it to tell), 2 when the measurement cannot run.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "dir", Value: defaultPreflightDir, Usage: "directory to measure (the datastore directory, `DIR`)"},
 			&cli.StringFlag{Name: "size", Value: "22MiB", Usage: "bytes to write: 22MiB, 22m (binary units, like fio) or 23068672"},
@@ -160,9 +161,9 @@ func runPreflightFsync(c *cli.Context) error {
 		fmt.Fprintf(stderr, "warning: %s is %s, which is not durable: fdatasync is free there and data is lost on reboot\n", dir, rep.Filesystem)
 	}
 	if !rep.Passed {
-		return cli.Exit(fmt.Sprintf("fsync preflight: p99 fdatasync %s exceeds the %s limit on %s (device %s, %s); "+
+		return cli.Exit(fmt.Sprintf("fsync preflight: %s on %s (device %s, %s); "+
 			"etcd will lose leader elections and time out on this disk: put --data-dir on a local NVMe or SSD disk",
-			fsyncgate.FormatLatency(rep.P99), fsyncgate.FormatLatency(rep.Limit), dir, rep.Device, rep.Filesystem), 1)
+			rep.Problem(), dir, rep.Device, rep.Filesystem), 1)
 	}
 	return nil
 }

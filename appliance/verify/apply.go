@@ -61,6 +61,8 @@ type cluster struct {
 	rm     *ssa.ResourceManager
 	// sealingKeys: the server imported the keys SealedSecrets must open with.
 	sealingKeys bool
+	// withNode: the server runs the node, so workloads must turn healthy.
+	withNode bool
 }
 
 func connect(kubeconfig string) (*cluster, error) {
@@ -358,7 +360,7 @@ func (c *cluster) settle(ctx context.Context, objs []*object) error {
 		}
 		var still []*object
 		for i, o := range open {
-			v, msg := judge(lives[i])
+			v, msg := judge(lives[i], c.withNode)
 			o.c.health = msg
 			if v == pending {
 				still = append(still, o)
@@ -373,11 +375,36 @@ func (c *cluster) settle(ctx context.Context, objs []*object) error {
 		}
 		select {
 		case <-ctx.Done():
+			c.explain(open)
 			return context.Cause(ctx)
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
 	return nil
+}
+
+// explain adds to each workload that never turned healthy on a node why
+// its pods did not run, read once more with a short bound of its own (ctx
+// is over by now).
+func (c *cluster) explain(open []*object) {
+	if !c.withNode {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, o := range open {
+		if !needsNode[o.gk()] {
+			continue
+		}
+		live := &unstructured.Unstructured{}
+		live.SetGroupVersionKind(o.u.GroupVersionKind())
+		if err := c.client.Get(ctx, client.ObjectKeyFromObject(o.u), live); err != nil {
+			continue
+		}
+		if why := c.podTrouble(ctx, live); why != "" {
+			o.c.health += " (" + why + ")"
+		}
+	}
 }
 
 // live reads the objects: one list per kind and namespace, so a thousand

@@ -28,6 +28,8 @@ type Cluster struct {
 	Created time.Time `json:"created"`
 	// Server is the API server's URL.
 	Server string `json:"server"`
+	// WithNode: the server runs the node agent too (as root).
+	WithNode bool `json:"withNode,omitempty"`
 	// Running is whether the server process is alive (not recorded).
 	Running bool `json:"-"`
 	// Dir is the cluster's state directory (not recorded).
@@ -134,6 +136,15 @@ func serverRunning(pid int, dataDir string) bool {
 	return bytes.Contains(cmdline, []byte("\x00server\x00")) && bytes.Contains(cmdline, []byte("\x00"+dataDir+"\x00"))
 }
 
+// UpOptions say what kind of cluster Up makes; a cluster keeps its kind
+// until it is deleted.
+type UpOptions struct {
+	// WithNode runs the node too (root; one per machine, see CheckNode),
+	// its images imported from ImageArchives.
+	WithNode      bool
+	ImageArchives []string
+}
+
 // UpResult says what Up did.
 type UpResult struct {
 	Cluster *Cluster
@@ -151,9 +162,12 @@ type UpResult struct {
 // running cluster is left as it is (its context is merged again). ctx
 // bounds the wait; a server not ready by then is stopped. status is told
 // "starting" before the server starts, then the server's own status lines.
-func (cs *Clusters) Up(ctx context.Context, name string, status func(string)) (*UpResult, error) {
+func (cs *Clusters) Up(ctx context.Context, name string, opts UpOptions, status func(string)) (*UpResult, error) {
 	if err := CheckName(name); err != nil {
 		return nil, err
+	}
+	if !opts.WithNode && len(opts.ImageArchives) > 0 {
+		return nil, errors.New("--image-archive needs --with-node: without a node no image is pulled")
 	}
 	unlock, err := cs.lock()
 	if err != nil {
@@ -166,10 +180,22 @@ func (cs *Clusters) Up(ctx context.Context, name string, status func(string)) (*
 		c = &Cluster{Name: name, Dir: cs.dir(name), Created: time.Now().UTC().Truncate(time.Second)}
 	case err != nil:
 		return nil, err
+	case c.WithNode != opts.WithNode:
+		had := "without"
+		if c.WithNode {
+			had = "with"
+		}
+		return nil, fmt.Errorf("cluster %s was made %s --with-node; `fjord down %s` first to change that", name, had, name)
 	case c.Running:
 		file, err := mergeKubeconfig(cs.access(), name, filepath.Join(c.Dir, "data", "kubeconfig.yaml"))
 		return &UpResult{Cluster: c, AlreadyRunning: true, Kubeconfig: file}, err
 	}
+	if opts.WithNode {
+		if err := CheckNode(); err != nil {
+			return nil, err
+		}
+	}
+	c.WithNode = opts.WithNode
 	if err := os.MkdirAll(c.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating %s: %w", c.Dir, err)
 	}
@@ -192,6 +218,7 @@ func (cs *Clusters) Up(ctx context.Context, name string, status func(string)) (*
 	srv, err := StartServer(ctx, ServerOptions{
 		Self: cs.Self, DataDir: filepath.Join(c.Dir, "data"), Ports: c.Ports,
 		LogFile: filepath.Join(c.Dir, "server.log"), Detach: true, GitOps: true, Status: status,
+		WithNode: opts.WithNode, ImageArchives: opts.ImageArchives,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("starting cluster %s: %w (log: %s)", name, err, filepath.Join(c.Dir, "server.log"))
@@ -237,6 +264,9 @@ func (cs *Clusters) Down(name string) (bool, error) {
 			exists = true
 		}
 	}
+	if exists && c != nil && c.WithNode && os.Geteuid() != 0 {
+		return true, fmt.Errorf("cluster %s runs a node, whose pods and mounts only root can remove: run fjord down as root", name)
+	}
 	if exists && c != nil && c.Running {
 		syscall.Kill(c.PID, syscall.SIGTERM)
 		if !waitGone(c.PID, StopTimeout) {
@@ -244,6 +274,13 @@ func (cs *Clusters) Down(name string) (bool, error) {
 			if !waitGone(c.PID, 5*time.Second) {
 				return true, fmt.Errorf("cluster %s: server (pid %d) did not stop", name, c.PID)
 			}
+		}
+	}
+	if exists && c != nil && c.WithNode {
+		// Pods outlive the server: stop them and unmount their volumes
+		// before the data dir is removed.
+		if err := StopNode(cs.Self, filepath.Join(c.Dir, "data")); err != nil {
+			return true, fmt.Errorf("cluster %s: %w; nothing was removed", name, err)
 		}
 	}
 	if err := removeKubeconfig(cs.access(), name); err != nil {

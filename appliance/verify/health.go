@@ -45,9 +45,10 @@ var sealedSecretGK = schema.GroupKind{Group: "bitnami.com", Kind: "SealedSecret"
 
 // judge looks at a live object (nil: not found) the way the engine's health
 // does (kstatus, and the Synced condition of a SealedSecret), and says
-// whether it settled. A workload still in progress has settled as unjudged
-// once its controller has seen it, since without a node it cannot progress.
-func judge(live *unstructured.Unstructured) (verdict, string) {
+// whether it settled. Without a node (withNode false) a workload still in
+// progress has settled as unjudged once its controller has seen it, since
+// it cannot progress; with one it must turn healthy.
+func judge(live *unstructured.Unstructured, withNode bool) (verdict, string) {
 	if live == nil {
 		return pending, "not found"
 	}
@@ -63,12 +64,12 @@ func judge(live *unstructured.Unstructured) (verdict, string) {
 	case status.CurrentStatus:
 		return healthy, res.Message
 	case status.FailedStatus:
-		if gk == (schema.GroupKind{Kind: "Pod"}) && unschedulable(live) {
+		if !withNode && gk == (schema.GroupKind{Kind: "Pod"}) && unschedulable(live) {
 			return unjudged, "health not judged: a Pod needs a node (" + res.Message + ")"
 		}
 		return degraded, res.Message
 	case status.InProgressStatus:
-		if needsNode[gk] && observed(live) && !scaledToZero(live) {
+		if !withNode && needsNode[gk] && observed(live) && !scaledToZero(live) {
 			return unjudged, fmt.Sprintf("health not judged: a %s needs a node (%s)", gk.Kind, res.Message)
 		}
 	}

@@ -68,6 +68,8 @@ type Phase struct {
 type Report struct {
 	// Root is the repository root the sources were read from.
 	Root string `json:"root"`
+	// WithNode: a node ran, so workloads were judged by their pods.
+	WithNode bool `json:"withNode,omitempty"`
 	// Passed is true when no case failed.
 	Passed  bool    `json:"passed"`
 	Seconds float64 `json:"seconds"`

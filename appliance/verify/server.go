@@ -26,7 +26,7 @@ type Ports struct {
 	Sealing int `json:"sealing"`
 }
 
-// ServerOptions describe one `fjord server --disable-agent` child process.
+// ServerOptions describe one `fjord server` child process.
 type ServerOptions struct {
 	// Self is the fjord executable to run (os.Executable()).
 	Self string
@@ -49,6 +49,11 @@ type ServerOptions struct {
 	// Status receives the server's one-line status updates while it
 	// starts (sd_notify STATUS=); may be nil.
 	Status func(string)
+	// WithNode runs the node agent too (root; see CheckNode), its images
+	// imported from ImageArchives. The API server then listens on every
+	// address, since pods reach it through the node's IP.
+	WithNode      bool
+	ImageArchives []string
 }
 
 // Server is a running `fjord server` child process.
@@ -70,24 +75,27 @@ func (s *Server) PID() int { return s.cmd.Process.Pid }
 
 func apiURL(port int) string { return "https://127.0.0.1:" + strconv.Itoa(port) }
 
-// serverArgs are the arguments of a control plane without the node agent,
-// listening on loopback only, with SQLite (kine) as its datastore: one port
+// serverArgs are the arguments of a control plane without the node agent
+// (unless WithNode), listening on loopback only, with SQLite (kine) as its datastore: one port
 // fewer than embedded etcd and a faster first start, and the datastore is
 // not what a verification or a local cluster is about. The fsync gate is off:
 // the data dir is throwaway (tmpfs) or a developer's.
 func serverArgs(o ServerOptions) []string {
 	args := []string{"server",
-		"--disable-agent",
 		"--config", filepath.Join(o.DataDir, "fjord-config.yaml"),
 		"--data-dir", o.DataDir,
 		"--datastore-endpoint", "sqlite://" + filepath.Join(o.DataDir, "db", "state.db"),
-		"--bind-address", "127.0.0.1",
+	}
+	if !o.WithNode {
+		args = append(args, "--disable-agent", "--bind-address", "127.0.0.1")
+	}
+	args = append(args,
 		"--https-listen-port", strconv.Itoa(o.Ports.API),
 		"--sealing.port", strconv.Itoa(o.Ports.Sealing),
 		"--kube-controller-manager-port", "0",
 		"--kube-scheduler-port", "0",
 		"--fsync-gate", "off",
-	}
+	)
 	if !o.GitOps {
 		args = append(args, "--gitops.disable")
 	}
@@ -125,6 +133,11 @@ func StartServer(ctx context.Context, o ServerOptions) (*Server, error) {
 	}
 	if err := os.WriteFile(filepath.Join(o.DataDir, "fjord-config.yaml"), nil, 0o600); err != nil {
 		return nil, fmt.Errorf("writing server configuration: %w", err)
+	}
+	if o.WithNode {
+		if err := linkImages(o.DataDir, o.ImageArchives); err != nil {
+			return nil, err
+		}
 	}
 	// An abstract socket: nothing to clean up, no path length limit.
 	name := "@fjord-notify-" + randomHex(8)

@@ -50,6 +50,10 @@ type Options struct {
 	TempDir string
 	// Progress shows the phases; may be nil.
 	Progress *Progress
+	// WithNode runs the node too (as root, one per machine: CheckNode), so
+	// workloads must turn healthy; their images come from ImageArchives.
+	WithNode      bool
+	ImageArchives []string
 }
 
 // UsageError means the options themselves are wrong; nothing was verified.
@@ -75,6 +79,15 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if o.Timeout <= 0 {
 		return nil, &UsageError{errors.New("--timeout must be positive")}
 	}
+	// The node's preconditions first: no point reading a repository that
+	// cannot be verified here.
+	if o.WithNode {
+		if err := CheckNode(); err != nil {
+			return nil, &UsageError{err}
+		}
+	} else if len(o.ImageArchives) > 0 {
+		return nil, &UsageError{errors.New("--image-archive needs --with-node: without a node no image is pulled")}
+	}
 	root, rel, err := repoRoot(o.Dir)
 	if err != nil {
 		return nil, &UsageError{fmt.Errorf("repository: %w", err)}
@@ -89,7 +102,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 	}
 	began := time.Now()
-	r := &Report{Root: root}
+	r := &Report{Root: root, WithNode: o.WithNode}
 	defer func() { r.Seconds = time.Since(began).Seconds() }()
 
 	// The server's start has a bound of its own (StartTimeout), so that a
@@ -136,7 +149,12 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(tmp) // after the server is gone: deferred first, runs last
+	keep := false
+	defer func() { // after the server is gone: deferred first, runs last
+		if !keep {
+			os.RemoveAll(tmp)
+		}
+	}()
 
 	// The server boots while the sources render.
 	o.Progress.Begin("start")
@@ -155,6 +173,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		srv, err := StartServer(sctx, ServerOptions{
 			Self: o.Self, DataDir: filepath.Join(tmp, "data"), Ports: ports, LogFile: filepath.Join(tmp, "server.log"),
 			SealingKeys: o.SealingKeys, SealingKeyBits: 2048, Status: o.Progress.Status,
+			WithNode: o.WithNode, ImageArchives: o.ImageArchives,
 		})
 		startc <- started{srv, err}
 	}()
@@ -168,6 +187,15 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 		if srv != nil {
 			srv.Kill()
+		}
+		if o.WithNode {
+			// Pods outlive the server (their shims are not its children):
+			// stop them before the data dir goes. A failure keeps the dir,
+			// since volumes may still be mounted in it.
+			if err := StopNode(o.Self, filepath.Join(tmp, "data")); err != nil {
+				r.Notes = append(r.Notes, err.Error()+"; the throwaway data dir "+tmp+" was kept")
+				keep = true
+			}
 		}
 	}()
 
@@ -197,7 +225,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		r.Cases = append([]*Case{{Name: "start", Result: Failed, Message: msg}}, r.Cases...)
 		return r.finish(objs, "the control plane did not start"), nil
 	}
-	r.Phases = append(r.Phases, o.Progress.End("start", "control plane ready at "+srv.URL()+" (throwaway data in "+tmp+")"))
+	what := "control plane"
+	if o.WithNode {
+		what = "control plane and node"
+	}
+	r.Phases = append(r.Phases, o.Progress.End("start", what+" ready at "+srv.URL()+" (throwaway data in "+tmp+")"))
 	ctx, cancel := context.WithTimeoutCause(parent, o.Timeout, fmt.Errorf("timed out after %s (--timeout)", o.Timeout))
 	defer cancel()
 
@@ -209,7 +241,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		r.Cases = append([]*Case{{Name: "start", Result: Failed, Message: oneLine(err.Error())}}, r.Cases...)
 		return r.finish(objs, "the control plane could not be reached"), nil
 	}
-	c.sealingKeys = o.SealingKeys != ""
+	c.sealingKeys, c.withNode = o.SealingKeys != "", o.WithNode
 
 	o.Progress.Begin("dry run")
 	c.normalize(objs)
@@ -319,9 +351,9 @@ func (r *Report) finish(objs []*object, why string) *Report {
 		}
 	}
 	r.Passed = r.Count(Failed) == 0
-	if r.Count(Applied) > 0 {
+	if r.Count(Applied) > 0 && !r.WithNode {
 		r.Notes = append(r.Notes, "workloads were applied but their health was not judged: pods need a node, "+
-			"and this control plane has none (--with-node, as root, is not implemented yet)")
+			"and this control plane has none (add --with-node, as root, to run them)")
 	}
 	return r
 }

@@ -2,6 +2,7 @@ package verify
 
 import (
 	"encoding/xml"
+	corev1 "k8s.io/api/core/v1"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -161,16 +162,54 @@ func TestJudge(t *testing.T) {
 			"apiVersion: bitnami.com/v1alpha1\nkind: SealedSecret\nmetadata: {name: a, generation: 2}\nstatus:\n  observedGeneration: 1\n  conditions: [{type: Synced, status: 'True'}]\n", pending},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got, msg := judge(obj(t, tc.live)); got != tc.want {
+			if got, msg := judge(obj(t, tc.live), false); got != tc.want {
 				t.Fatalf("got %v (%s), want %v", got, msg, tc.want)
 			}
 		})
 	}
 	t.Run("an object not found is pending", func(t *testing.T) {
-		if v, _ := judge(nil); v != pending {
+		if v, _ := judge(nil, false); v != pending {
 			t.Fatal(v)
 		}
 	})
+	t.Run("with a node, a Deployment waiting for pods is pending until they run", func(t *testing.T) {
+		d := "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: a, generation: 1}\nspec: {replicas: 1}\nstatus: {observedGeneration: 1, replicas: 1, unavailableReplicas: 1}\n"
+		if v, msg := judge(obj(t, d), true); v != pending {
+			t.Fatalf("got %v (%s), want pending", v, msg)
+		}
+	})
+	t.Run("with a node, an unschedulable Pod is degraded, not excused", func(t *testing.T) {
+		p := "apiVersion: v1\nkind: Pod\nmetadata: {name: a, creationTimestamp: '" + old + "'}\nstatus:\n  phase: Pending\n  conditions: [{type: PodScheduled, status: 'False', reason: Unschedulable}]\n"
+		if v, msg := judge(obj(t, p), true); v != degraded {
+			t.Fatalf("got %v (%s), want degraded", v, msg)
+		}
+	})
+}
+
+func TestPodWhy(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		pod  corev1.Pod
+		want string
+	}{
+		{"a container whose image is missing names the reason and message", corev1.Pod{Status: corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{
+			{Name: "web", State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ErrImagePull", Message: "not in any archive"}}}}}},
+			"web ErrImagePull: not in any archive"},
+		{"a container being created is no trouble", corev1.Pod{Status: corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{
+			{Name: "web", State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}}}}}}, ""},
+		{"an init container's crash loop counts", corev1.Pod{Status: corev1.PodStatus{InitContainerStatuses: []corev1.ContainerStatus{
+			{Name: "migrate", State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}}}}}},
+			"migrate CrashLoopBackOff"},
+		{"an unscheduled pod says why", corev1.Pod{Status: corev1.PodStatus{Conditions: []corev1.PodCondition{
+			{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Message: "0/1 nodes are available"}}}},
+			"not scheduled: 0/1 nodes are available"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := podWhy(&tc.pod); got != tc.want {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
 }
 
 func sampleReport() *Report {

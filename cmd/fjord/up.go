@@ -40,38 +40,41 @@ func clusterName(c *cli.Context, usage string) (string, error) {
 func upCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "up",
-		Usage: "start a named local cluster in the background (control plane only) and add context fjord-NAME to your kubeconfig",
+		Usage: "start a named local cluster in the background (control plane only, or with a node as root) and add context fjord-NAME to your kubeconfig",
 		Description: "Its data and log are in $XDG_STATE_HOME/fjord/NAME (~/.local/state/fjord/NAME); the context goes where\n" +
-			"kubectl config would write it (KUBECONFIG, else ~/.kube/config). No root needed. `fjord down NAME` removes it all.",
+			"kubectl config would write it (KUBECONFIG, else ~/.kube/config). No root needed without --with-node. `fjord down NAME` removes it all.",
 		ArgsUsage: "[NAME]",
 		Flags: []cli.Flag{
 			&cli.DurationFlag{Name: "wait", Value: 2 * time.Minute, Usage: "how long to wait for the cluster to be ready"},
-			&cli.BoolFlag{Name: "with-node", Usage: "also run the node, so pods run (as root; not implemented yet)"},
+			&cli.BoolFlag{Name: "with-node", Usage: "also run the node, so pods run (as root; one node per machine)"},
+			&cli.StringSliceFlag{Name: "image-archive", Usage: "with --with-node: image archive `FILE` the node imports at start; more can be dropped in DATA/agent/images later (repeatable)"},
 		},
 		Action: func(c *cli.Context) error {
 			name, err := clusterName(c, "fjord up [NAME]")
 			if err != nil {
 				return err
 			}
-			if c.Bool("with-node") {
-				return cli.Exit("--with-node is not implemented yet: it needs the node agent, which runs as root, binds fixed host ports and changes iptables", 2)
-			}
 			clusters, err := localClusters()
 			if err != nil {
 				return cli.Exit(err.Error(), 1)
 			}
+			opts := verify.UpOptions{WithNode: c.Bool("with-node"), ImageArchives: c.StringSlice("image-archive")}
 			ctx, cancel := context.WithTimeout(c.Context, c.Duration("wait"))
 			defer cancel()
 			tty := term.IsTerminal(int(os.Stderr.Fd()))
 			status := func(s string) {
 				switch {
 				case s == "starting":
-					fmt.Fprintf(os.Stderr, "Starting cluster %q (control plane only)…\n", name)
+					what := "control plane only"
+					if opts.WithNode {
+						what = "control plane and node"
+					}
+					fmt.Fprintf(os.Stderr, "Starting cluster %q (%s)…\n", name, what)
 				case tty:
 					fmt.Fprintf(os.Stderr, "\r\x1b[K  %s", s)
 				}
 			}
-			res, err := clusters.Up(ctx, name, status)
+			res, err := clusters.Up(ctx, name, opts, status)
 			if tty {
 				fmt.Fprint(os.Stderr, "\r\x1b[K")
 			}

@@ -27,7 +27,8 @@ func verifyCommand() *cli.Command {
 			&cli.StringFlag{Name: "path", Usage: "path to render, relative to the repository root (as an Application's source.path)"},
 			&cli.StringSliceFlag{Name: "app", Usage: "file of Argo CD Applications to verify, each with its own path and options, its repoURL read as the repository root (repeatable)"},
 			&cli.StringFlag{Name: "sealing-keys", Usage: "key backup (fjord sealing-keys export) every SealedSecret must unseal with; without it unsealing is skipped"},
-			&cli.BoolFlag{Name: "with-node", Usage: "also run the node so workloads must turn Healthy (as root; not implemented yet)"},
+			&cli.BoolFlag{Name: "with-node", Usage: "also run the node, so workloads must turn Healthy with their pods Running (as root; one node per machine)"},
+			&cli.StringSliceFlag{Name: "image-archive", Usage: "with --with-node: image archive `FILE` (docker save or OCI) the node imports at start; no registry is pulled from (repeatable)"},
 			&cli.DurationFlag{Name: "timeout", Value: 2 * time.Minute, Usage: "bound on dry run, apply and health (the throwaway server's start has its own, 3m)"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "text or json"},
 			&cli.StringFlag{Name: "junit", Usage: "also write a JUnit XML report to `FILE`, one test case per object"},
@@ -35,9 +36,6 @@ func verifyCommand() *cli.Command {
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 1 {
 				return cli.Exit("usage: fjord verify [DIR] [--path P | --app FILE…]", 2)
-			}
-			if c.Bool("with-node") {
-				return cli.Exit("--with-node is not implemented yet: it needs the node agent, which runs as root, binds fixed host ports and changes iptables", 2)
 			}
 			output := c.String("output")
 			if output != "text" && output != "json" {
@@ -59,6 +57,7 @@ func verifyCommand() *cli.Command {
 			report, err := verify.Run(c.Context, verify.Options{
 				Dir: dir, Path: c.String("path"), AppFiles: c.StringSlice("app"), SealingKeys: c.String("sealing-keys"),
 				Timeout: c.Duration("timeout"), Self: self, Progress: progress,
+				WithNode: c.Bool("with-node"), ImageArchives: c.StringSlice("image-archive"),
 			})
 			progress.Close()
 			var usage *verify.UsageError

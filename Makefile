@@ -105,9 +105,9 @@ postgres: deps-test
 	@$(AS_POSTGRES) psql -tAc "SELECT 1 FROM pg_database WHERE datname='fjord'" | grep -q 1 || \
 		$(AS_POSTGRES) psql -qc "CREATE DATABASE fjord OWNER fjord"
 
-unit:
+unit: helm
 	$(GO) vet ./...
-	$(GO) test ./...
+	HELM=$(CURDIR)/bin/helm $(GO) test ./...
 
 e2e: build kubeseal postgres images
 	FJORD_BIN=$(CURDIR)/$(BIN) FJORD_TEST_IMAGE_ARCHIVE=$(CURDIR)/bin/images/busybox.tar FJORD_TEST_IMAGE=$(TEST_IMAGE) KUBESEAL=$(CURDIR)/bin/kubeseal FJORD_TEST_POSTGRES='$(PG_DSN)' $(GO) test -tags e2e -count=1 -timeout 40m -v ./e2e/ 2>&1 | tee e2e.log | grep -E '^(=== RUN|--- |\s+--- |PASS|FAIL|ok|panic)|_test.go'; \
@@ -126,6 +126,12 @@ bench: build deps-test deps-node images
 	cp $(BIN) /tmp/fjord-bench-bin && $(GO) run ./e2e/bench/gitops -bin /tmp/fjord-bench-bin -n 1000 $(if $(FLUX),-flux $(FLUX))
 	@if [ "$$(id -u)" = 0 ]; then FJORD_BIN=$(CURDIR)/$(BIN) FJORD_TEST_IMAGE_ARCHIVE=$(CURDIR)/bin/images/busybox.tar FJORD_TEST_IMAGE=$(TEST_IMAGE) $(GO) run ./e2e/bench/node; \
 	else echo "node benchmark skipped: the node needs root"; fi
+
+# Upstream's helm CLI, of the version go.mod pins: the build stage's golden
+# tests compare Fjord's chart rendering with its `helm template`.
+.PHONY: helm
+helm:
+	cd e2e/helmcli && $(GO) build -o ../../bin/helm helm.sh/helm/v3/cmd/helm
 
 # Upstream's kubeseal CLI, of the version e2e/sealcompat pins: the e2e tests
 # drive it against Fjord, and it is handy for sealing by hand.

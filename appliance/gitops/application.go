@@ -3,11 +3,15 @@ package gitops
 import (
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/component-base/version"
+
+	"github.com/fjord-dev/fjord/appliance/gitops/build"
 )
 
 // ApplicationGVR is Argo CD's Application resource.
@@ -23,6 +27,9 @@ type Application struct {
 	// Generation is metadata.generation, to tell spec changes apart.
 	Generation int64
 	Spec       ApplicationSpec
+	// rawSpec is the spec as written, to name the fields Fjord does not act
+	// on (validate).
+	rawSpec map[string]any
 }
 
 // ApplicationSpec mirrors argoproj.io/v1alpha1 ApplicationSpec (the fields
@@ -40,6 +47,28 @@ type Source struct {
 	TargetRevision string     `json:"targetRevision"`
 	Path           string     `json:"path"`
 	Directory      *Directory `json:"directory"`
+	Helm           *Helm      `json:"helm"`
+}
+
+// Helm holds the options of a Helm chart at the source's path (Argo CD's
+// ApplicationSourceHelm, the fields Fjord supports).
+type Helm struct {
+	ReleaseName             string          `json:"releaseName"`
+	ValueFiles              []string        `json:"valueFiles"`
+	IgnoreMissingValueFiles bool            `json:"ignoreMissingValueFiles"`
+	Values                  string          `json:"values"`
+	ValuesObject            map[string]any  `json:"valuesObject"`
+	Parameters              []HelmParameter `json:"parameters"`
+	SkipCrds                bool            `json:"skipCrds"`
+	KubeVersion             string          `json:"kubeVersion"`
+	APIVersions             []string        `json:"apiVersions"`
+}
+
+// HelmParameter is one --set of a Helm source.
+type HelmParameter struct {
+	Name        string `json:"name"`
+	Value       string `json:"value"`
+	ForceString bool   `json:"forceString"`
 }
 
 // Directory holds the options of a plain directory of manifests.
@@ -67,14 +96,66 @@ type Automated struct {
 	AllowEmpty bool `json:"allowEmpty"`
 }
 
-// parseApplication reads an Application from its unstructured form.
-func parseApplication(u *unstructured.Unstructured) (*Application, error) {
+// ParseApplication reads an Application from its unstructured form; it
+// does not validate it (Validate).
+func ParseApplication(u *unstructured.Unstructured) (*Application, error) {
 	app := &Application{Name: u.GetName(), Namespace: u.GetNamespace(), Generation: u.GetGeneration()}
 	spec, _, _ := unstructured.NestedMap(u.Object, "spec")
+	app.rawSpec = spec
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(spec, &app.Spec); err != nil {
 		return app, fmt.Errorf("reading spec: %w", err)
 	}
 	return app, nil
+}
+
+func parseApplication(u *unstructured.Unstructured) (*Application, error) { return ParseApplication(u) }
+
+// BuildOptions are how the build stage renders the Application's source:
+// directory.recurse, and a Helm chart with Argo CD's defaults (the release
+// named after the Application, in its destination namespace, Fjord's
+// Kubernetes version in .Capabilities).
+func (a *Application) BuildOptions() build.Options {
+	var opts build.Options
+	src := a.Spec.Source
+	if src == nil {
+		return opts
+	}
+	if src.Directory != nil {
+		opts.Recurse = src.Directory.Recurse
+	}
+	// A chart found at the path without spec.source.helm is rendered with
+	// the same defaults, as in Argo CD.
+	ho := &build.HelmOptions{ReleaseName: a.Name, Namespace: a.Spec.Destination.Namespace, KubeVersion: kubeVersion()}
+	if h := src.Helm; h != nil {
+		opts.HelmSource = true
+		ho.ReleaseName = orDefault(h.ReleaseName, a.Name)
+		ho.ValueFiles, ho.IgnoreMissingValueFiles = h.ValueFiles, h.IgnoreMissingValueFiles
+		ho.Values, ho.ValuesObject, ho.SkipCrds = h.Values, h.ValuesObject, h.SkipCrds
+		ho.KubeVersion, ho.APIVersions = orDefault(h.KubeVersion, ho.KubeVersion), h.APIVersions
+		for _, p := range h.Parameters {
+			ho.Parameters = append(ho.Parameters, build.HelmParameter{Name: p.Name, Value: p.Value, ForceString: p.ForceString})
+		}
+	}
+	opts.Helm = ho
+	return opts
+}
+
+// kubeVersion is the Kubernetes version charts see in .Capabilities: the
+// one this binary embeds (set at link time), or helm's default in a test
+// binary.
+func kubeVersion() string {
+	v := version.Get().GitVersion
+	if !strings.HasPrefix(v, "v1.") {
+		return ""
+	}
+	return v
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 // Automated reports whether Fjord syncs the Application on its own.
@@ -126,5 +207,93 @@ func (a *Application) validate() error {
 	if a.Spec.Source == nil || a.Spec.Source.RepoURL == "" {
 		errs = append(errs, errors.New("spec.source.repoURL: required (multiple sources are not supported yet)"))
 	}
+	errs = append(errs, unsupportedFields(a.rawSpec)...)
 	return errors.Join(errs...)
+}
+
+// Validate returns why Fjord cannot sync the Application, or nil: each
+// problem names the field.
+func (a *Application) Validate() error { return a.validate() }
+
+// supportedFields are the parts of Argo CD's Application spec Fjord acts on,
+// by path; true means every field below is supported too. A field set
+// anywhere else is refused by name, so that nothing is silently half-synced.
+var supportedFields = map[string]bool{
+	"project": true, "destination": true, "info": true, "revisionHistoryLimit": true,
+	"source": false, "source.repoURL": true, "source.targetRevision": true, "source.path": true,
+	"source.directory": false, "source.directory.recurse": true,
+	"source.helm": false, "source.helm.releaseName": true, "source.helm.valueFiles": true,
+	"source.helm.ignoreMissingValueFiles": true, "source.helm.values": true, "source.helm.valuesObject": true,
+	"source.helm.parameters": true, "source.helm.skipCrds": true, "source.helm.kubeVersion": true,
+	"source.helm.apiVersions": true,
+	"syncPolicy":              false, "syncPolicy.automated": true, "syncPolicy.syncOptions": true,
+	// Fjord retries failed syncs with its own backoff.
+	"syncPolicy.retry": true,
+}
+
+// unsupportedHint says what to do instead of a field Fjord does not act on.
+var unsupportedHint = map[string]string{
+	"sources":                  "multiple sources are not supported yet: use one source",
+	"source.chart":             "charts from a Helm repository cannot be fetched (no repository is reachable): commit the chart to Git and point path at it",
+	"source.plugin":            "config management plugins are not supported",
+	"source.kustomize":         "kustomize options on the Application are not supported yet: put them in the kustomization.yaml",
+	"source.directory.jsonnet": "Jsonnet is not supported",
+	"ignoreDifferences":        "ignoreDifferences is not supported yet: every field in Git is kept as Git has it",
+}
+
+// unsupportedFields names every field of spec, set to something other than
+// its zero value, that Fjord does not act on.
+func unsupportedFields(spec map[string]any) []error {
+	var errs []error
+	var walk func(prefix string, m map[string]any)
+	walk = func(prefix string, m map[string]any) {
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			v, p := m[k], prefix+k
+			if isZero(v) {
+				continue
+			}
+			all, known := supportedFields[p]
+			switch {
+			case known && all:
+			case known:
+				if sub, ok := v.(map[string]any); ok {
+					walk(p+".", sub)
+				}
+			default:
+				hint := unsupportedHint[p]
+				if hint == "" {
+					hint = "Fjord does not support this field of an Argo CD Application"
+				}
+				errs = append(errs, fmt.Errorf("spec.%s: %s", p, hint))
+			}
+		}
+	}
+	walk("", spec)
+	return errs
+}
+
+func isZero(v any) bool {
+	switch v := v.(type) {
+	case nil:
+		return true
+	case bool:
+		return !v
+	case string:
+		return v == ""
+	case map[string]any:
+		for _, x := range v {
+			if !isZero(x) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		return len(v) == 0
+	}
+	return false
 }

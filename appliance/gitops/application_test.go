@@ -61,6 +61,12 @@ func TestValidateRefusesWhatFjordCannotSync(t *testing.T) {
 		{"a remote cluster", `{"destination":{"server":"https://10.0.0.1:6443"}}`, "only to the local cluster"},
 		{"a named remote cluster", `{"destination":{"server":"","name":"prod"}}`, "only to the local cluster"},
 		{"no source", `{"source":null}`, "repoURL: required"},
+		{"multiple sources, by name", `{"sources":[{"repoURL":"x"}]}`, "spec.sources: multiple sources are not supported yet"},
+		{"a chart from a Helm repository, by name", `{"source":{"chart":"nginx"}}`, "spec.source.chart: charts from a Helm repository cannot be fetched"},
+		{"kustomize options, by name", `{"source":{"kustomize":{"namePrefix":"x-"}}}`, "spec.source.kustomize:"},
+		{"Jsonnet, by name", `{"source":{"directory":{"jsonnet":{"tlas":[{"name":"a","value":"b"}]}}}}`, "spec.source.directory.jsonnet: Jsonnet is not supported"},
+		{"a Helm field Fjord does not know, by its path", `{"source":{"helm":{"fileParameters":[{"name":"a","path":"b"}]}}}`, "spec.source.helm.fileParameters: Fjord does not support this field"},
+		{"ignoreDifferences, by name", `{"ignoreDifferences":[{"kind":"Deployment","jsonPointers":["/spec/replicas"]}]}`, "spec.ignoreDifferences: ignoreDifferences is not supported yet"},
 	} {
 		t.Run("refuses "+tc.name, func(t *testing.T) {
 			u := mustUnstructured(t, guideApp)
@@ -87,6 +93,31 @@ func TestValidateRefusesWhatFjordCannotSync(t *testing.T) {
 			}
 		})
 	}
+	t.Run("accepts empty unsupported fields, retry and info", func(t *testing.T) {
+		u := mustUnstructured(t, guideApp)
+		spec := u.Object["spec"].(map[string]any)
+		spec["ignoreDifferences"] = []any{}
+		spec["info"] = []any{map[string]any{"name": "owner", "value": "payments"}}
+		spec["source"].(map[string]any)["kustomize"] = map[string]any{}
+		spec["syncPolicy"].(map[string]any)["retry"] = map[string]any{"limit": int64(5)}
+		app, _ := parseApplication(u)
+		if err := app.validate(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("a Helm source renders with the Application's name and namespace unless it names a release", func(t *testing.T) {
+		u := mustUnstructured(t, guideApp)
+		u.Object["spec"].(map[string]any)["source"].(map[string]any)["helm"] = map[string]any{
+			"valueFiles": []any{"values-prod.yaml"}, "parameters": []any{map[string]any{"name": "a", "value": "1", "forceString": true}}}
+		app, _ := parseApplication(u)
+		if err := app.validate(); err != nil {
+			t.Fatal(err)
+		}
+		o := app.BuildOptions()
+		if !o.HelmSource || o.Helm.ReleaseName != app.Name || o.Helm.Namespace != "payments" || o.Helm.ValueFiles[0] != "values-prod.yaml" || !o.Helm.Parameters[0].ForceString {
+			t.Fatalf("got %+v %+v", o, o.Helm)
+		}
+	})
 	t.Run("accepts name: in-cluster", func(t *testing.T) {
 		u := mustUnstructured(t, guideApp)
 		u.Object["spec"].(map[string]any)["destination"] = map[string]any{"name": "in-cluster", "namespace": "x"}

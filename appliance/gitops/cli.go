@@ -156,11 +156,7 @@ func (c *Client) Diff(ctx context.Context, name string, w io.Writer) (bool, erro
 	if err != nil {
 		return false, err
 	}
-	opts := build.Options{}
-	if app.Spec.Source.Directory != nil {
-		opts.Recurse = app.Spec.Source.Directory.Recurse
-	}
-	res, err := build.Build(art.Dir, app.Spec.Source.Path, opts)
+	res, err := build.Build(art.Dir, app.Spec.Source.Path, app.BuildOptions())
 	if err != nil {
 		return false, err
 	}

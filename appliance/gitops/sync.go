@@ -125,11 +125,7 @@ func (e *Engine) sync(ctx context.Context, app *Application, st *appState, opera
 	}
 	rev = art.Revision
 	attempt = fmt.Sprintf("%s@%d", rev, app.Generation)
-	opts := build.Options{}
-	if src.Directory != nil {
-		opts.Recurse = src.Directory.Recurse
-	}
-	res, err := build.Build(art.Dir, src.Path, opts)
+	res, err := build.Build(art.Dir, src.Path, app.BuildOptions())
 	e.mu.Lock()
 	st.attempted = attempt
 	e.mu.Unlock()

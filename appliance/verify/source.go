@@ -7,10 +7,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 
 	"github.com/fjord-dev/fjord/appliance/gitops"
@@ -102,21 +100,15 @@ func readApplications(file string) ([]*source, error) {
 		if gvk.Group != gitops.ApplicationGVR.Group || gvk.Kind != "Application" {
 			return nil, fmt.Errorf("document %d is a %s %q, not an argoproj.io Application", i, u.GetKind(), u.GetName())
 		}
-		app := &gitops.Application{Name: u.GetName(), Namespace: u.GetNamespace()}
-		spec, _, _ := unstructured.NestedMap(u.Object, "spec")
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(spec, &app.Spec); err != nil {
-			return nil, fmt.Errorf("Application %q: reading spec: %w", app.Name, err)
+		app, err := gitops.ParseApplication(u)
+		if err != nil {
+			return nil, fmt.Errorf("Application %q: %w", app.Name, err)
 		}
-		rawSource, _, _ := unstructured.NestedMap(spec, "source")
-		if err := checkApplication(app, rawSource); err != nil {
+		// What the engine would refuse to sync, verify refuses too.
+		if err := app.Validate(); err != nil {
 			return nil, fmt.Errorf("Application %q: %w", app.Name, err)
 		}
 		s := &source{name: app.Name, path: app.Spec.Source.Path, app: app, file: file}
-		for _, f := range ignoredSourceFields {
-			if _, ok := rawSource[f]; ok {
-				s.notes = append(s.notes, fmt.Sprintf("spec.source.%s is ignored: Fjord's engine does not support it yet", f))
-			}
-		}
 		if t := app.Spec.Source.TargetRevision; t != "" && t != "HEAD" {
 			s.notes = append(s.notes, fmt.Sprintf("targetRevision %q is not checked out: the working tree is verified", t))
 		}
@@ -128,41 +120,11 @@ func readApplications(file string) ([]*source, error) {
 	return srcs, nil
 }
 
-// checkApplication refuses what Fjord's engine would refuse to sync (the
-// same checks as its Application.validate, which is not exported), and the
-// sources it cannot render.
-func checkApplication(app *gitops.Application, rawSource map[string]any) error {
-	var errs []error
-	if p := app.Spec.Project; p != "" && p != "default" {
-		errs = append(errs, fmt.Errorf("spec.project %q: AppProjects are not supported yet; use project \"default\"", p))
-	}
-	d := app.Spec.Destination
-	switch {
-	case d.Server == "" && d.Name == "":
-		errs = append(errs, errors.New("spec.destination: set server: "+gitops.InClusterServer+" (or name: in-cluster)"))
-	case d.Server != "" && strings.TrimSuffix(d.Server, "/") != gitops.InClusterServer:
-		errs = append(errs, fmt.Errorf("spec.destination.server %q: Fjord syncs only to the local cluster (%s)", d.Server, gitops.InClusterServer))
-	case d.Server == "" && d.Name != "in-cluster":
-		errs = append(errs, fmt.Errorf("spec.destination.name %q: Fjord syncs only to the local cluster (in-cluster)", d.Name))
-	}
-	if app.Spec.Source == nil || app.Spec.Source.RepoURL == "" {
-		errs = append(errs, errors.New("spec.source.repoURL: required (multiple sources are not supported yet)"))
-	} else if _, helm := rawSource["chart"]; helm {
-		errs = append(errs, errors.New("spec.source.chart: Helm is not supported yet"))
-	}
-	return errors.Join(errs...)
-}
-
-// ignoredSourceFields are Argo CD source options the engine does not act
-// on; verify says so rather than pretend to check them.
-var ignoredSourceFields = []string{"kustomize", "helm", "plugin"}
-
 // render builds a source from the working tree with the engine's build
 // stage and the engine's options (directory.recurse).
 func render(root string, s *source) (*build.Result, error) {
-	opts := build.Options{}
-	if s.app != nil && s.app.Spec.Source.Directory != nil {
-		opts.Recurse = s.app.Spec.Source.Directory.Recurse
+	if s.app == nil {
+		return build.Build(root, s.path, build.Options{})
 	}
-	return build.Build(root, s.path, opts)
+	return build.Build(root, s.path, s.app.BuildOptions())
 }

@@ -88,16 +88,16 @@ func TestReadApplications(t *testing.T) {
 			t.Fatalf("got %+v", s)
 		}
 	})
-	t.Run("several documents are several sources, and unsupported options are noted", func(t *testing.T) {
+	t.Run("several documents are several sources, and a revision other than HEAD is noted", func(t *testing.T) {
 		f := filepath.Join(dir, "two.yaml")
 		second := strings.ReplaceAll(guideApp, "payment-gateway-oslo", "staging")
-		second = strings.Replace(second, "targetRevision: HEAD", "targetRevision: v1.2, kustomize: {namePrefix: x-}", 1)
+		second = strings.Replace(second, "targetRevision: HEAD", "targetRevision: v1.2", 1)
 		write(t, f, guideApp+"---\n"+second)
 		srcs, err := readApplications(f)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(srcs) != 2 || len(srcs[1].notes) != 2 {
+		if len(srcs) != 2 || len(srcs[1].notes) != 1 {
 			t.Fatalf("got %d sources, notes %q", len(srcs), srcs[len(srcs)-1].notes)
 		}
 	})
@@ -105,7 +105,8 @@ func TestReadApplications(t *testing.T) {
 		{"another kind is refused", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n", "not an argoproj.io Application"},
 		{"an AppProject other than default is refused", strings.Replace(guideApp, "project: default", "project: team", 1), "AppProjects are not supported"},
 		{"another cluster is refused", strings.Replace(guideApp, "https://kubernetes.default.svc", "https://elsewhere:6443", 1), "only to the local cluster"},
-		{"a Helm chart is refused", strings.Replace(guideApp, "path: apps/overlays/production", "chart: nginx", 1), "Helm is not supported"},
+		{"a chart from a Helm repository is refused", strings.Replace(guideApp, "path: apps/overlays/production", "chart: nginx", 1), "spec.source.chart: charts from a Helm repository cannot be fetched"},
+		{"kustomize options on the Application are refused by name, not ignored", strings.Replace(guideApp, "targetRevision: HEAD", "targetRevision: HEAD, kustomize: {namePrefix: x-}", 1), "spec.source.kustomize"},
 		{"an empty file is refused", "", "no Application"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,8 +2,10 @@
 // of a checked-out repository into Kubernetes objects, the way Argo CD's
 // repo-server does. A directory holding a kustomization is built with
 // kustomize (as `kubectl kustomize` would, with plugins, exec functions, helm
-// and remote bases disabled); any other directory is read as plain YAML and
-// JSON manifests. Nothing outside the repository is ever read.
+// and remote bases disabled); a directory holding a Helm chart is rendered as
+// `helm template` would (helm as a library, client side only); any other
+// directory is read as plain YAML and JSON manifests. Nothing outside the
+// repository is ever read.
 package build
 
 import (
@@ -24,6 +26,14 @@ type Options struct {
 	// subdirectories, like Argo CD's spec.source.directory.recurse. It does
 	// not apply to kustomizations.
 	Recurse bool
+	// Helm renders a chart (a directory with Chart.yaml) with these
+	// options; nil renders it as plain `helm template` would (release
+	// name "release-name").
+	Helm *HelmOptions
+	// HelmSource says the source is a chart (Argo CD's spec.source.helm is
+	// set): the path must hold one, and it is rendered even beside a
+	// kustomization, which otherwise wins as in Argo CD's discovery.
+	HelmSource bool
 }
 
 // SourceType says how a path was rendered, with Argo CD's names.
@@ -121,8 +131,19 @@ func Build(repoRoot, path string, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if kustomizationFile(dir) != "" {
+	helm := HelmOptions{ReleaseName: "release-name"}
+	if opts.Helm != nil {
+		helm = *opts.Helm
+	}
+	switch {
+	case opts.HelmSource && !isChart(dir):
+		return nil, &PathError{Path: path, Reason: "holds no Chart.yaml, but spec.source.helm is set"}
+	case opts.HelmSource:
+		return buildChart(root, dir, rel, helm)
+	case kustomizationFile(dir) != "":
 		return buildKustomization(root, dir, rel)
+	case isChart(dir):
+		return buildChart(root, dir, rel, helm)
 	}
 	return buildDirectory(root, dir, opts.Recurse)
 }

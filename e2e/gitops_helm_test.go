@@ -1,0 +1,86 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// chartLayout is a chart in Git with a values file per environment, as
+// Argo CD users keep one.
+func chartLayout(replicas string) map[string]string {
+	return map[string]string{
+		"charts/web/Chart.yaml":        "apiVersion: v2\nname: web\nversion: 0.1.0\nappVersion: \"1.4\"\n",
+		"charts/web/values.yaml":       "replicas: 1\ngreeting: hello\n",
+		"charts/web/values-prod.yaml":  "replicas: " + replicas + "\ngreeting: hei\n",
+		"charts/web/templates/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-greeting\n  namespace: {{ .Release.Namespace }}\ndata:\n  greeting: {{ .Values.greeting | quote }}\n  chart: {{ .Chart.Name }}-{{ .Chart.AppVersion }}\n",
+		"charts/web/templates/deploy.yaml": `apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ .Release.Name }}
+spec:
+  replicas: {{ .Values.replicas }}
+  selector: {matchLabels: {app: {{ .Release.Name }}}}
+  template:
+    metadata: {labels: {app: {{ .Release.Name }}}}
+    spec:
+      containers:
+      - name: web
+        image: registry.example/web:{{ .Chart.AppVersion }}
+`,
+	}
+}
+
+func helmApp(name, repoURL, helm string) string {
+	return strings.Replace(argoApp(name, repoURL, "charts/web", automatedFull), "    path: charts/web\n", "    path: charts/web\n"+helm, 1)
+}
+
+func TestGitOpsHelmChartWithValuesFile(t *testing.T) {
+	s := startGitOpsServer(t)
+	repo := newRepo(t, chartLayout("2"))
+	s.kubectlApply(helmApp("web-prod", repo.url(), "    helm:\n      valueFiles: [values-prod.yaml]\n      parameters:\n      - {name: greeting, value: hallo}\n"))
+	s.waitApp(t, "web-prod", "synced", 2*time.Minute, synced(repo.head()))
+	t.Run("the chart renders with the release named after the Application, in its namespace, with the values file and parameters", func(t *testing.T) {
+		if got := s.jsonpath("deploy", "payments", "web-prod", "{.spec.replicas}"); got != "2" {
+			t.Errorf("replicas = %q, want 2 from values-prod.yaml", got)
+		}
+		if got := s.jsonpath("cm", "payments", "web-prod-greeting", "{.data.greeting} {.data.chart}"); got != "hallo web-1.4" {
+			t.Errorf("greeting = %q, want the parameter over the values file", got)
+		}
+	})
+	t.Run("a change to the values file in Git is synced", func(t *testing.T) {
+		rev := repo.commit("scale to 3", map[string]string{"charts/web/values-prod.yaml": "replicas: 3\ngreeting: hei\n"})
+		s.waitApp(t, "web-prod", "synced", 2*time.Minute, synced(rev))
+		if got := s.jsonpath("deploy", "payments", "web-prod", "{.spec.replicas}"); got != "3" {
+			t.Errorf("replicas = %q, want 3", got)
+		}
+	})
+	t.Run("a missing values file is a ComparisonError naming it, and the last good state stays", func(t *testing.T) {
+		s.kubectlApply(helmApp("web-prod", repo.url(), "    helm:\n      valueFiles: [values-nowhere.yaml]\n"))
+		st := s.waitApp(t, "web-prod", "failing", time.Minute, func(a appStatus) bool {
+			return strings.Contains(a.condition(), "value file values-nowhere.yaml does not exist")
+		})
+		if !strings.Contains(st.condition(), "ComparisonError") {
+			t.Errorf("conditions: %s", st.condition())
+		}
+		if got := s.jsonpath("deploy", "payments", "web-prod", "{.spec.replicas}"); got != "3" {
+			t.Errorf("replicas = %q: the last good state was changed", got)
+		}
+	})
+	t.Run("a field Fjord does not act on is refused by name, nothing applied", func(t *testing.T) {
+		app := strings.Replace(argoApp("web-kz", repo.url(), "charts/web", automatedFull), "    path: charts/web\n",
+			"    path: charts/web\n    kustomize:\n      namePrefix: x-\n", 1)
+		s.kubectlApply(app)
+		st := s.waitApp(t, "web-kz", "refused", time.Minute, func(a appStatus) bool {
+			return strings.Contains(a.condition(), "spec.source.kustomize")
+		})
+		if !strings.Contains(st.condition(), "InvalidSpecError") {
+			t.Errorf("conditions: %s", st.condition())
+		}
+		if out, err := s.kubectl("get", "deploy", "web-kz", "-n", "payments"); err == nil {
+			t.Errorf("the refused Application was applied: %s", out)
+		}
+	})
+}

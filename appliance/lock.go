@@ -34,8 +34,10 @@ func (e *InUseError) Error() string {
 
 func (e *InUseError) Unwrap() error { return ErrDataDirInUse }
 
-// LockDataDir takes the data dir's lock without waiting and writes this
-// process's id into it. The returned function releases it.
+// LockDataDir takes the data dir's lock without waiting. The file is left
+// empty and unchanged (the holder is found in /proc/locks), so starting a
+// server changes nothing in a data dir it then refuses. The returned
+// function releases it.
 func LockDataDir(dataDir string) (func(), error) {
 	path := filepath.Join(dataDir, LockFileName)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
@@ -49,8 +51,6 @@ func LockDataDir(dataDir string) (func(), error) {
 		}
 		return nil, fmt.Errorf("locking data dir %s: %w", dataDir, err)
 	}
-	f.Truncate(0)
-	f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	return func() { f.Close() }, nil
 }
 
@@ -68,8 +68,21 @@ func DataDirInUse(dataDir string) error {
 	return nil
 }
 
+// lockHolder finds the process holding a flock on path in /proc/locks
+// ("1: FLOCK  ADVISORY  WRITE 1234 fd:00:5678 0 EOF"); 0 when unknown.
 func lockHolder(path string) int {
-	data, _ := os.ReadFile(path)
-	pid, _ := strconv.Atoi(strings.TrimSpace(string(data)))
-	return pid
+	var st syscall.Stat_t
+	if err := syscall.Stat(path, &st); err != nil {
+		return 0
+	}
+	data, _ := os.ReadFile("/proc/locks")
+	inode := ":" + strconv.FormatUint(st.Ino, 10)
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 6 && f[1] == "FLOCK" && strings.HasSuffix(f[5], inode) {
+			pid, _ := strconv.Atoi(f[4])
+			return pid
+		}
+	}
+	return 0
 }

@@ -153,14 +153,14 @@ type RestoreResult struct {
 // and the same sealing keys (they are Secrets in the datastore).
 func RestoreSnapshot(ctx context.Context, cfg Config, file string, opt RestoreOptions) (RestoreResult, error) {
 	var res RestoreResult
-	if !opt.Locked {
-		if _, err := os.Stat(cfg.DataDir); err == nil {
-			unlock, err := LockDataDir(cfg.DataDir)
-			if err != nil {
-				return res, err
-			}
-			defer unlock()
+	locked := opt.Locked
+	if _, err := os.Stat(cfg.DataDir); err == nil && !locked {
+		unlock, err := LockDataDir(cfg.DataDir)
+		if err != nil {
+			return res, err
 		}
+		defer unlock()
+		locked = true
 	}
 	kind, err := snapshotKind(cfg)
 	if err != nil {
@@ -195,7 +195,7 @@ func RestoreSnapshot(ctx context.Context, cfg Config, file string, opt RestoreOp
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return res, err
 	}
-	if !opt.Locked {
+	if !locked {
 		unlock, err := LockDataDir(cfg.DataDir)
 		if err != nil {
 			return res, err

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -108,6 +109,13 @@ func runSnapshotList(c *cli.Context) error {
 }
 
 func runSnapshotRestore(c *cli.Context) error {
+	if c.NArg() > 1 && strings.HasPrefix(c.Args().Get(1), "-") {
+		// urfave/cli stops parsing flags at FILE; `restore FILE --force`
+		// is how the command reads best, so the flags after it are moved
+		// before it and the command is run again.
+		args := append([]string{c.App.Name, "snapshot", "restore"}, c.Args().Tail()...)
+		return c.App.RunContext(c.Context, append(args, c.Args().First()))
+	}
 	if c.NArg() != 1 {
 		return cli.Exit("want one snapshot FILE (see --help)", 2)
 	}

@@ -3,11 +3,13 @@
 // embedded etcd and on kine SQLite: how long `fjord snapshot save` takes
 // and how large the file is, how long `fjord snapshot restore` takes into a
 // wiped data dir, and how long the restored server takes to /readyz with
-// every object back. It prints a markdown table with the machine.
+// every object back (the Secrets' values compared). It prints a markdown table with the machine.
 package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"flag"
 	"fmt"
 	"os"
@@ -150,8 +152,15 @@ func run(bin, endpoint string, n, runs int) (string, error) {
 	if _, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "bench"}}, metav1.CreateOptions{}); err != nil {
 		return "", err
 	}
-	payload := strings.Repeat("x", 512)
+	// Random values, so the file's size is not flattered by compression.
+	values := make([]string, n)
+	for i := range values {
+		b := make([]byte, 384)
+		rand.Read(b)
+		values[i] = base64.StdEncoding.EncodeToString(b) // 512 characters
+	}
 	for i := range n {
+		payload := values[i]
 		meta := metav1.ObjectMeta{Name: fmt.Sprintf("o%04d", i), Namespace: "bench"}
 		if i%10 == 0 {
 			_, err = kube.CoreV1().Secrets("bench").Create(ctx, &corev1.Secret{ObjectMeta: meta, StringData: map[string]string{"v": payload}}, metav1.CreateOptions{})
@@ -209,7 +218,8 @@ func run(bin, endpoint string, n, runs int) (string, error) {
 		}
 	}
 	for _, s := range secrets.Items {
-		if strings.HasPrefix(s.Name, "o") && string(s.Data["v"]) == payload {
+		var i int
+		if _, err := fmt.Sscanf(s.Name, "o%04d", &i); err == nil && i < n && string(s.Data["v"]) == values[i] {
 			back++
 		}
 	}

@@ -316,7 +316,7 @@ func snapshotEvents(kubeconfig, node string, log *slog.Logger) func(context.Cont
 		now := metav1.Now()
 		ev := &corev1.Event{
 			ObjectMeta:     metav1.ObjectMeta{GenerateName: node + ".snapshot.", Namespace: metav1.NamespaceDefault},
-			InvolvedObject: corev1.ObjectReference{APIVersion: "v1", Kind: "Node", Name: node, UID: "", Namespace: ""},
+			InvolvedObject: corev1.ObjectReference{APIVersion: "v1", Kind: "Node", Name: node},
 			Reason:         reason, Message: message, Type: typ, Count: 1,
 			FirstTimestamp: now, LastTimestamp: now,
 			Source: corev1.EventSource{Component: "fjord-snapshot", Host: node},

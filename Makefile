@@ -123,6 +123,7 @@ bench: build deps-test deps-node images
 	FJORD_BIN=$(CURDIR)/$(BIN) $(GO) run ./e2e/bench/startup -runs 5
 	FJORD_BIN=$(CURDIR)/$(BIN) $(GO) run ./e2e/bench/sealing
 	FJORD_BIN=$(CURDIR)/$(BIN) $(GO) run ./e2e/bench/verify
+	FJORD_BIN=$(CURDIR)/$(BIN) $(GO) run ./e2e/bench/snapshot -n 1000
 	cp $(BIN) /tmp/fjord-bench-bin && $(GO) run ./e2e/bench/gitops -bin /tmp/fjord-bench-bin -n 1000 $(if $(FLUX),-flux $(FLUX))
 	@if [ "$$(id -u)" = 0 ]; then FJORD_BIN=$(CURDIR)/$(BIN) FJORD_TEST_IMAGE_ARCHIVE=$(CURDIR)/bin/images/busybox.tar FJORD_TEST_IMAGE=$(TEST_IMAGE) $(GO) run ./e2e/bench/node; \
 	else echo "node benchmark skipped: the node needs root"; fi

@@ -23,6 +23,7 @@ import (
 	"github.com/fjord-dev/fjord/appliance/node/localpath"
 	"github.com/fjord-dev/fjord/appliance/node/metrics"
 	"github.com/fjord-dev/fjord/appliance/sealing"
+	"github.com/fjord-dev/fjord/appliance/snapshot"
 )
 
 // ConfigVersion is the version of the configuration file format.
@@ -61,6 +62,7 @@ type Config struct {
 	DNS          dns.Config          `yaml:",inline"`
 	LocalPath    localpath.Config    `yaml:",inline"`
 	Metrics      metrics.Config      `yaml:",inline"`
+	Snapshot     snapshot.Config     `yaml:",inline"`
 }
 
 // Default returns the configuration used when nothing else is said.
@@ -80,6 +82,7 @@ func Default() Config {
 		DNS:             dns.Default(),
 		LocalPath:       localpath.Default(),
 		Metrics:         metrics.Default(),
+		Snapshot:        snapshot.Default(),
 	}
 }
 
@@ -115,7 +118,7 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("log-level: %q is not one of debug, info, warn, error", c.LogLevel))
 	}
 	errs = append(errs, c.Datastore.Validate(), c.FsyncGate.Validate(), c.ControlPlane.Validate(), c.GitOps.Validate(),
-		c.Sealing.Validate(), c.Node.Validate(), c.DNS.Validate(), c.LocalPath.Validate(), c.Metrics.Validate())
+		c.Sealing.Validate(), c.Node.Validate(), c.DNS.Validate(), c.LocalPath.Validate(), c.Metrics.Validate(), c.Snapshot.Validate())
 	if ip := net.ParseIP(c.DNS.ClusterDNS); ip != nil {
 		if _, svc, err := net.ParseCIDR(c.ControlPlane.ServiceCIDR); err == nil && !svc.Contains(ip) {
 			errs = append(errs, fmt.Errorf("cluster-dns: %s is not in service-cidr %s", ip, svc))

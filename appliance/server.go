@@ -21,6 +21,7 @@ import (
 	"github.com/fjord-dev/fjord/appliance/gitops"
 	"github.com/fjord-dev/fjord/appliance/node"
 	"github.com/fjord-dev/fjord/appliance/sealing"
+	"github.com/fjord-dev/fjord/appliance/snapshot"
 	"github.com/fjord-dev/fjord/bootstrap"
 )
 
@@ -40,6 +41,12 @@ type Hooks struct {
 	ExtendStart func(time.Duration)
 	// Sync is called with each Application's sync outcome.
 	Sync func(gitops.SyncSummary)
+	// Snapshot is called with the scheduled snapshots' status line: a
+	// failure's, or "" once one succeeds again.
+	Snapshot func(line string, failing bool)
+	// Version is Fjord's version, recorded in snapshots and checked
+	// against a snapshot.restore-from.
+	Version string
 }
 
 // Run validates cfg, prepares the data dir and runs the server until ctx ends
@@ -64,6 +71,14 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, hooks Hooks) error {
 		return err
 	}
 	if err := checkWritable(cfg.DataDir); err != nil {
+		return err
+	}
+	unlock, err := LockDataDir(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := restoreAtFirstStart(ctx, cfg, log, hooks.Version, status); err != nil {
 		return err
 	}
 	ds, err := datastore.New(cfg.Datastore, datastore.Runtime{DataDir: cfg.DataDir, PKI: bootstrap.PKIPaths(cfg.DataDir), Log: log})
@@ -154,6 +169,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, hooks Hooks) error {
 	if !cfg.GitOps.Disable {
 		components = append(components, gitops.New(cfg.GitOps, gitops.Runtime{DataDir: cfg.DataDir, Kubeconfig: kubeconfigs.Admin, Log: log, OnSync: hooks.Sync}))
 	}
+	if sched := scheduledSnapshots(cfg, nodeName, kubeconfigs.Admin, log, hooks); sched != nil {
+		components = append(components, sched)
+	}
 	mgr := component.NewManager(log, 0, components...)
 	var stopping atomic.Bool // from here on the watchdog does not judge readiness
 	log.Info("starting fjord", "data-dir", cfg.DataDir, "node-name", nodeName, "node-ip", nodeIP.String(),
@@ -183,6 +201,53 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, hooks Hooks) error {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), StopTimeout)
 	defer cancel()
 	return errors.Join(runErr, mgr.Stop(sctx))
+}
+
+// restoreAtFirstStart restores snapshot.restore-from into a data dir that
+// holds no datastore yet (a replacement VM's first boot). A failed restore
+// stops the server: an empty cluster in its place would hide the loss.
+func restoreAtFirstStart(ctx context.Context, cfg Config, log *slog.Logger, fjordVersion string, status func(string)) error {
+	file := cfg.Snapshot.RestoreFrom
+	if file == "" {
+		return nil
+	}
+	present, err := datastore.Present(cfg.Datastore, cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("snapshot.restore-from: %w", err)
+	}
+	if len(present) > 0 {
+		log.Info("snapshot.restore-from is not used: the data dir holds a datastore already", "file", file)
+		return nil
+	}
+	status("restoring snapshot " + file)
+	res, err := RestoreSnapshot(ctx, cfg, file, RestoreOptions{Build: BuildInfo(fjordVersion), Locked: true, Log: log})
+	if err != nil {
+		return fmt.Errorf("snapshot.restore-from %s: %w", file, err)
+	}
+	log.Info("restored snapshot", "file", file, "name", res.Manifest.Name, "taken", res.Manifest.Created.Format(time.RFC3339),
+		"datastore", res.Manifest.Datastore)
+	return nil
+}
+
+// scheduledSnapshots is the snapshot schedule's component, or nil when
+// snapshot.schedule is empty or the datastore is not one Fjord snapshots.
+func scheduledSnapshots(cfg Config, node, kubeconfig string, log *slog.Logger, hooks Hooks) component.Component {
+	if cfg.Snapshot.Schedule == "" {
+		return nil
+	}
+	if _, err := snapshotKind(cfg); err != nil {
+		log.Info("no scheduled snapshots", "reason", err)
+		return nil
+	}
+	dir := cfg.Snapshot.DirFor(cfg.DataDir)
+	return snapshot.NewScheduler(cfg.Snapshot, dir, node, log, snapshot.Hooks{
+		Save: func(ctx context.Context, dir, name string) (snapshot.Result, error) {
+			return SaveSnapshot(ctx, cfg, SnapshotOptions{Dir: dir, Name: name, Trigger: snapshot.TriggerScheduled,
+				Node: node, FjordVersion: hooks.Version, Log: log})
+		},
+		Status: hooks.Snapshot,
+		Event:  snapshotEvents(kubeconfig, node, log),
+	})
 }
 
 func datastoreName(c datastore.Config) string {

@@ -27,6 +27,9 @@ const (
 	// DefaultSealingKeysFile is the sealing key backup imported at start
 	// (sealing.import-keys).
 	DefaultSealingKeysFile = "/etc/fjord/sealing-keys.yaml"
+	// DefaultRestoreSnapshotFile is the snapshot restored at the first
+	// start (snapshot.restore-from).
+	DefaultRestoreSnapshotFile = "/etc/fjord/restore-snapshot.tar.gz"
 	// InstalledBinary is where the VM image has fjord; runcmd runs it.
 	InstalledBinary = "/usr/local/bin/fjord"
 )
@@ -69,6 +72,12 @@ type CloudInit struct {
 
 	// Images are archives put in <DataDir>/agent/images, imported at start.
 	Images []ImageArchive
+
+	// Snapshot is a snapshot file (fjord snapshot save) written to
+	// SnapshotFile; the server restores it at its first start
+	// (snapshot.restore-from), so a replacement VM boots into the old state.
+	Snapshot     []byte
+	SnapshotFile string
 }
 
 // ImageArchive is one image archive (OCI layout or docker save tar, maybe
@@ -206,6 +215,19 @@ func (c CloudInit) Render() ([]byte, error) {
 	if len(c.SealingKeys) > 0 {
 		config["sealing.import-keys"] = c.SealingKeysFile
 		add(c.SealingKeysFile, "0600", c.SealingKeys)
+	}
+	if len(c.Snapshot) > 0 {
+		if !path.IsAbs(c.SnapshotFile) {
+			return nil, fmt.Errorf("snapshot.restore-from: %q must be an absolute path", c.SnapshotFile)
+		}
+		// Restored by the server's first start, before any component runs:
+		// a failed restore keeps the server down rather than up and empty.
+		config["snapshot.restore-from"] = c.SnapshotFile
+		f := writeFile{Path: c.SnapshotFile, Owner: "root:root", Permissions: "0600"}
+		if f.Encoding, f.Content, err = encodeArchive(c.Snapshot); err != nil {
+			return nil, fmt.Errorf("encoding the snapshot: %w", err)
+		}
+		files = append(files, f)
 	}
 	cfg, err := ConfigFile(c.ConfigVersion, "Written by cloud-init (fjord bootstrap cloud-init); keys are `fjord server` flags.", config)
 	if err != nil {

@@ -16,6 +16,13 @@ import (
 	"github.com/fjord-dev/fjord/appliance/component"
 )
 
+// The embedded member's name and cluster token; a restored snapshot gets
+// the same (datastore.Restore).
+const (
+	etcdMemberName   = "fjord"
+	etcdClusterToken = "etcd-cluster"
+)
+
 // Etcd is the embedded single-member etcd, reachable only on loopback with a
 // client certificate signed by the data dir's etcd CA.
 type Etcd struct {
@@ -54,7 +61,8 @@ func (e *Etcd) clientURL() url.URL {
 // embedConfig is the etcd configuration for one member on a local NVMe disk.
 func (e *Etcd) embedConfig() *embed.Config {
 	c := embed.NewConfig()
-	c.Name = "fjord"
+	c.Name = etcdMemberName
+	c.InitialClusterToken = etcdClusterToken
 	c.Dir = e.dir
 
 	// Loopback only, TLS with client certificates: nothing off the node can

@@ -83,6 +83,16 @@ func (k *Kine) dsn() string {
 	return "sqlite://" + path
 }
 
+// SQLitePath is the SQLite database file of a sqlite:// endpoint:
+// <data-dir>/db/state.db unless the endpoint names one.
+func (c Config) SQLitePath(dataDir string) string {
+	path, _, _ := strings.Cut(strings.TrimPrefix(c.Endpoint, "sqlite://"), "?")
+	if path == "" {
+		return filepath.Join(dataDir, "db", "state.db")
+	}
+	return path
+}
+
 // Start begins connecting to the database in the background.
 func (k *Kine) Start(ctx context.Context) error {
 	kctx, cancel := context.WithCancel(context.WithoutCancel(ctx))

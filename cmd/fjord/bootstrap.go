@@ -13,6 +13,7 @@ import (
 	"github.com/fjord-dev/fjord/appliance"
 	"github.com/fjord-dev/fjord/appliance/gitops/source"
 	"github.com/fjord-dev/fjord/appliance/sealing"
+	"github.com/fjord-dev/fjord/appliance/snapshot"
 	"github.com/fjord-dev/fjord/bootstrap"
 )
 
@@ -37,7 +38,7 @@ func bootstrapCloudInitCommand() *cli.Command {
 		Usage: "print a cloud-init user-data that turns a fresh VM into a cluster synced from Git",
 		UsageText: "fjord bootstrap cloud-init --repo URL [--revision REV] [--path PATH]\n" +
 			"   [--ssh-key FILE --known-hosts FILE | --https-token-file FILE [--https-username NAME]]\n" +
-			"   [--sealing-keys FILE] [--app-name NAME] [--namespace NS] [--image-archive FILE…] [--config-set KEY=VALUE…] > user-data.yaml",
+			"   [--sealing-keys FILE] [--restore-snapshot FILE] [--app-name NAME] [--namespace NS] [--image-archive FILE…] [--config-set KEY=VALUE…] > user-data.yaml",
 		Description: "The VM image must have fjord at " + bootstrap.InstalledBinary + " (and systemd, cloud-init). The user-data writes " +
 			appliance.DefaultConfigFile + ", the Application and its repository's credentials (Argo CD's format) into " +
 			bootstrap.DefaultApplicationsDir + ", the sealing keys and the image archives, then runs `fjord install`. " +
@@ -54,6 +55,7 @@ func bootstrapCloudInitCommand() *cli.Command {
 			&cli.StringFlag{Name: "app-name", Usage: "the Application's `NAME` (default: the repository's name)"},
 			&cli.StringFlag{Name: "namespace", Value: "default", Usage: "the Application's destination namespace (created when missing)"},
 			&cli.GenericFlag{Name: "image-archive", Value: &repeated{}, Usage: "image archive `FILE` for the node (fjord images build, docker save); repeat for more"},
+			&cli.StringFlag{Name: "restore-snapshot", Usage: "snapshot `FILE` (fjord snapshot save) the VM's first start restores: a replacement VM boots into the old state"},
 			&cli.GenericFlag{Name: "config-set", Value: &repeated{}, Usage: "`KEY=VALUE` for " + appliance.DefaultConfigFile + " (keys are fjord server's flags); repeat for more"},
 		},
 		Action: runBootstrapCloudInit,
@@ -140,6 +142,25 @@ func runBootstrapCloudInit(c *cli.Context) error {
 		}
 	} else {
 		ci.SealingKeysFile = bootstrap.DefaultSealingKeysFile // unused
+	}
+	if f := c.String("restore-snapshot"); f != "" {
+		if cfg.Snapshot.RestoreFrom == "" {
+			cfg.Snapshot.RestoreFrom = bootstrap.DefaultRestoreSnapshotFile
+		}
+		ci.SnapshotFile = cfg.Snapshot.RestoreFrom
+		m, err := snapshot.Verify(f)
+		switch {
+		case err != nil:
+			fail(fmt.Errorf("--restore-snapshot: %w", err))
+		default:
+			if err := m.CheckCompatible(appliance.BuildInfo(Version)); err != nil {
+				fail(fmt.Errorf("--restore-snapshot %s: %w", f, err))
+			} else if kind, _ := cfg.Datastore.Kind(); string(kind) != m.Datastore {
+				fail(fmt.Errorf("--restore-snapshot %s: a snapshot of the %s datastore, and the VM is configured for %s (--config-set datastore-endpoint=…)", f, m.Datastore, kind))
+			} else if ci.Snapshot, err = os.ReadFile(f); err != nil {
+				fail(fmt.Errorf("--restore-snapshot: %w", err))
+			}
+		}
 	}
 	for _, f := range *c.Generic("image-archive").(*repeated) {
 		data, err := readImageArchive(f)

@@ -6,15 +6,19 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/fjord-dev/fjord/appliance"
+	"github.com/fjord-dev/fjord/appliance/datastore"
 	"github.com/fjord-dev/fjord/appliance/node"
+	"github.com/fjord-dev/fjord/appliance/snapshot"
 	"github.com/fjord-dev/fjord/bootstrap"
 	"github.com/fjord-dev/fjord/systemd"
 )
@@ -29,6 +33,7 @@ func installCommand() *cli.Command {
 		rootFlag(),
 		&cli.BoolFlag{Name: "no-start", Usage: "install and enable fjord.service, but do not start it"},
 		&cli.DurationFlag{Name: "timeout", Value: 10 * time.Minute, Usage: "how long to wait for fjord.service to be ready"},
+		&cli.BoolFlag{Name: "no-snapshot", Usage: "upgrade an existing installation without taking a snapshot first"},
 	}
 	return &cli.Command{
 		Name:      "install",
@@ -123,6 +128,11 @@ func runInstall(c *cli.Context) error {
 	if err != nil {
 		return cli.Exit("locating the fjord binary: "+err.Error()+"; nothing was written", 1)
 	}
+	if !c.Bool("no-snapshot") {
+		if err := snapshotBeforeUpgrade(c, root); err != nil {
+			return cli.Exit(err.Error()+"\nnothing was written (--no-snapshot upgrades without one)", 1)
+		}
+	}
 	done, err := systemd.Installation{
 		Root: root, Binary: self, ConfigFile: appliance.DefaultConfigFile, Config: content, DataDir: cfg.DataDir,
 	}.Write()
@@ -141,6 +151,63 @@ func runInstall(c *cli.Context) error {
 	}
 	fmt.Printf("fjord is ready: fjord kubectl get nodes, or KUBECONFIG=%s\n", adminKubeconfig(cfg.DataDir))
 	return nil
+}
+
+// snapshotBeforeUpgrade takes a snapshot (trigger pre-upgrade) of an
+// existing installation's cluster before anything is replaced, with the
+// configuration it runs with now. A fresh machine, or one without a
+// datastore yet, needs none; a datastore Fjord cannot snapshot is said.
+func snapshotBeforeUpgrade(c *cli.Context, root string) error {
+	if _, err := os.Stat(filepath.Join(root, systemd.BinaryPath)); err != nil {
+		return nil // not installed yet
+	}
+	cfg, err := appliance.LoadConfig(filepath.Join(root, appliance.DefaultConfigFile), false, nil)
+	if err != nil {
+		return fmt.Errorf("reading the installed configuration for a snapshot before the upgrade: %w", err)
+	}
+	cfg.DataDir = filepath.Join(root, cfg.DataDir)
+	if cfg.Snapshot.Dir != "" {
+		cfg.Snapshot.Dir = filepath.Join(root, cfg.Snapshot.Dir)
+	}
+	present, err := datastore.Present(cfg.Datastore, cfg.DataDir)
+	if err != nil {
+		fmt.Println("no snapshot before the upgrade:", err)
+		return nil
+	}
+	if len(present) == 0 {
+		return nil
+	}
+	kind, _ := cfg.Datastore.Kind()
+	if kind == datastore.KindEtcd && appliance.DataDirInUse(cfg.DataDir) == nil {
+		fmt.Println("no snapshot before the upgrade: fjord.service is not running (an etcd snapshot is taken from the running server)")
+		return nil
+	}
+	res, err := appliance.SaveSnapshot(c.Context, cfg, appliance.SnapshotOptions{
+		Trigger: snapshot.TriggerPreUpgrade, Node: nodeName(cfg), FjordVersion: installedVersion(c.Context, root),
+	})
+	if err != nil {
+		return fmt.Errorf("snapshot before the upgrade: %w", err)
+	}
+	fmt.Printf("snapshot before the upgrade: %s (%d bytes)\n", res.File, res.Size)
+	return nil
+}
+
+// installedVersion asks the installed binary for its version, recorded in
+// the pre-upgrade snapshot (the binary about to replace it is not the one
+// that wrote the data).
+func installedVersion(ctx context.Context, root string) string {
+	if root != "/" {
+		return Version
+	}
+	out, err := exec.CommandContext(ctx, systemd.BinaryPath, "version").Output()
+	if err != nil {
+		return Version
+	}
+	first, _, _ := strings.Cut(string(out), "\n")
+	if v, ok := strings.CutPrefix(first, "fjord "); ok {
+		return strings.TrimSpace(v)
+	}
+	return Version
 }
 
 // installConfig returns the configuration the service will run with, and

@@ -49,6 +49,7 @@ func main() {
 			installCommand(),
 			uninstallCommand(),
 			bootstrapCommand(),
+			snapshotCommand(),
 			verifyCommand(),
 			upCommand(),
 			downCommand(),
@@ -130,6 +131,10 @@ var usage = map[string]string{
 	"disable-local-storage":        "turn the local-path StorageClass and its provisioner off",
 	"disable-metrics-server":       "turn the built-in metrics-server (kubectl top) off",
 	"metrics-server-port":          "port of metrics.k8s.io on the node IP, for the API server's aggregation layer",
+	"snapshot.schedule":            "when to take snapshots, cron syntax (\"0 */12 * * *\", \"@every 6h\"); empty: never",
+	"snapshot.retention":           "scheduled snapshots kept; the oldest are removed first",
+	"snapshot.dir":                 "directory of snapshots (default <data-dir>/snapshots)",
+	"snapshot.restore-from":        "snapshot file restored at the first start, when the data dir holds no datastore (a replacement VM)",
 }
 
 // configFlags returns --config and one flag per configuration key, bound to
@@ -202,7 +207,9 @@ func serverCommand() *cli.Command {
 				notify.Ready()
 				// systemd starts the watchdog at READY=1.
 				go notify.Watchdog(c.Context, alive)
-			}, ExtendStart: notify.ExtendTimeout, Sync: func(s gitops.SyncSummary) {
+			}, ExtendStart: notify.ExtendTimeout, Version: Version, Snapshot: func(line string, failing bool) {
+				notify.Application(snapshotStatusKey, line, failing)
+			}, Sync: func(s gitops.SyncSummary) {
 				line := s.String()
 				if s.Deleted {
 					line = ""
@@ -221,6 +228,10 @@ func serverCommand() *cli.Command {
 		},
 	}
 }
+
+// snapshotStatusKey keeps the scheduled snapshots' line among the
+// Applications' in the status; no Application can be named so.
+const snapshotStatusKey = "fjord/snapshot"
 
 func newLogger(format, level string) (*slog.Logger, error) {
 	var lvl slog.Level

@@ -536,9 +536,7 @@ func startCapture(t *testing.T, ifname string, done <-chan struct{}) *capture {
 	}
 	tv := unix.Timeval{Usec: 200000}
 	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
-	stopped := make(chan struct{})
 	go func() {
-		defer close(stopped)
 		defer unix.Close(fd)
 		buf := make([]byte, 65536)
 		for {
@@ -572,7 +570,8 @@ func startCapture(t *testing.T, ifname string, done <-chan struct{}) *capture {
 			}
 		}
 	}()
-	t.Cleanup(func() { <-stopped })
+	// It ends when the node does (destroy, a Cleanup registered before
+	// this one): waiting for it here would wait for that Cleanup.
 	return c
 }
 

@@ -267,7 +267,15 @@ func TestBootNodeGateway(t *testing.T) {
 		})
 		want := decryptedOn(t, n, rev)
 		n.mustExec("/usr/local/bin/fjord", "sealing-keys", "export", "/var/lib/fjord/keys-backup.yaml")
-		keys := filepath.Join(n.dir, "data", "keys-backup.yaml")
+		// Out of the node's directory, which goes with the node.
+		data, err := os.ReadFile(filepath.Join(n.dir, "data", "keys-backup.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys := filepath.Join(lab.dir, "keys-backup.yaml")
+		if err := os.WriteFile(keys, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
 		n.destroy() // one node at a time on these 2 cores
 
 		// Over http this time: the other transport.

@@ -11,8 +11,14 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/fjord-dev/fjord/appliance/component"
 	"github.com/fjord-dev/fjord/appliance/controlplane"
@@ -30,10 +36,15 @@ const StopTimeout = 30 * time.Second
 
 // Hooks let the caller follow the server's life (systemd notifications).
 type Hooks struct {
-	// Ready is called once every component is ready, with a liveness check
-	// (kube-apiserver's /readyz over loopback, as the admin) that the
-	// caller ties systemd's watchdog to.
-	Ready func(alive func() bool)
+	// Serving is called once every component is ready, with a liveness
+	// check (kube-apiserver's /readyz over loopback, as the admin) that the
+	// caller ties systemd's watchdog to: the watchdog runs from here on,
+	// also while Run waits for the node and the first syncs.
+	Serving func(alive func() bool)
+	// Ready is called once the server is settled: every component is
+	// ready, the node (unless disabled) is registered and Ready, and the
+	// first sync of each Application has been attempted (READY=1).
+	Ready func()
 	// Status is called with one-line status updates.
 	Status func(string)
 	// ExtendStart is called before a start-up step that may take long (the
@@ -166,8 +177,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, hooks Hooks) error {
 		components = append(components, sealing.New(cfg.Sealing, sealing.Runtime{
 			DataDir: cfg.DataDir, Kubeconfig: kubeconfigs.Admin, NodeIP: nodeIP, Log: log}))
 	}
+	var engine *gitops.Engine
 	if !cfg.GitOps.Disable {
-		components = append(components, gitops.New(cfg.GitOps, gitops.Runtime{DataDir: cfg.DataDir, Kubeconfig: kubeconfigs.Admin, Log: log, OnSync: hooks.Sync}))
+		engine = gitops.New(cfg.GitOps, gitops.Runtime{DataDir: cfg.DataDir, Kubeconfig: kubeconfigs.Admin, Log: log, OnSync: hooks.Sync})
+		components = append(components, engine)
 	}
 	if sched := scheduledSnapshots(cfg, nodeName, kubeconfigs.Admin, log, hooks); sched != nil {
 		components = append(components, sched)
@@ -185,12 +198,25 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, hooks Hooks) error {
 		}
 		return err
 	}
-	log.Info("fjord is ready", "kubeconfig", kubeconfigs.Admin)
+	log.Info("control plane ready", "kubeconfig", kubeconfigs.Admin)
 	status("control plane ready")
-	if hooks.Ready != nil {
-		hooks.Ready(liveness(apiserver.CheckReady, log, status, &stopping))
+	if hooks.Serving != nil {
+		hooks.Serving(liveness(apiserver.CheckReady, log, status, &stopping))
 	}
-	runErr := mgr.Wait(ctx)
+	// A component that fails while Run waits for the node and the first
+	// syncs ends the wait: runCtx is cancelled when Wait returns.
+	runCtx, cancelRun := context.WithCancel(ctx)
+	defer cancelRun()
+	waited := make(chan error, 1)
+	go func() { err := mgr.Wait(ctx); cancelRun(); waited <- err }()
+	began := time.Now()
+	if settle(runCtx, cfg, nodeName, kubeconfigs.Admin, engine, status) == nil {
+		log.Info("fjord is ready", "settled-in", time.Since(began).Round(time.Millisecond).String())
+		if hooks.Ready != nil {
+			hooks.Ready()
+		}
+	}
+	runErr := <-waited
 	stopping.Store(true)
 	if runErr != nil {
 		log.Error("component failed, stopping", "err", runErr)
@@ -314,5 +340,53 @@ func liveness(check func(context.Context) error, log *slog.Logger, status func(s
 			failing = false
 		}
 		return err == nil
+	}
+}
+
+// settle waits until the server is worth calling ready (systemd's READY=1):
+// the node, unless disabled, is registered and Ready, then the first sync
+// of each Application has been attempted. The status line says what it
+// waits for. It returns only when done (nil) or when ctx ends (its error):
+// systemd's TimeoutStartSec bounds a wait that never ends.
+func settle(ctx context.Context, cfg Config, nodeName, kubeconfig string, engine *gitops.Engine, status func(string)) error {
+	if !cfg.DisableAgent {
+		status("waiting for node " + nodeName + " to register and be Ready")
+		if err := awaitNodeReady(ctx, kubeconfig, nodeName); err != nil {
+			return err
+		}
+	}
+	if engine == nil {
+		return nil
+	}
+	return engine.AwaitFirstSyncs(ctx, func(pending []string) {
+		status("waiting for the first sync of " + strings.Join(pending, ", "))
+	})
+}
+
+// awaitNodeReady polls the Node until its Ready condition is True.
+func awaitNodeReady(ctx context.Context, kubeconfig, name string) error {
+	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", kubeconfig, err)
+	}
+	kube, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return err
+	}
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if n, err := kube.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{}); err == nil {
+			for _, c := range n.Status.Conditions {
+				if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+					return nil
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
 	}
 }

@@ -70,7 +70,8 @@ func (n *Notifier) send(state string) {
 	}
 }
 
-// Ready tells systemd the service is up (READY=1): the control plane serves.
+// Ready tells systemd the service is up (READY=1): the server has settled
+// (appliance.Hooks.Ready).
 // The status then shows the Applications' sync state when one is known.
 func (n *Notifier) Ready() {
 	n.send(daemon.SdNotifyReady)

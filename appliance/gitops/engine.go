@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -74,6 +75,9 @@ type Engine struct {
 
 	mu     sync.Mutex
 	states map[string]*appState
+	// attempted holds the Applications whose first sync was attempted
+	// (whatever its outcome), for AwaitFirstSyncs.
+	attempted map[string]bool
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -110,7 +114,7 @@ type healKey struct {
 
 // New returns the GitOps engine.
 func New(cfg Config, rt Runtime) *Engine {
-	return &Engine{cfg: cfg, rt: rt, log: rt.Log.With("component", "gitops"), states: map[string]*appState{}}
+	return &Engine{cfg: cfg, rt: rt, log: rt.Log.With("component", "gitops"), states: map[string]*appState{}, attempted: map[string]bool{}}
 }
 
 // Name implements component.Component.
@@ -211,6 +215,7 @@ func (e *Engine) startWorkers(ctx context.Context) error {
 			if u, ok := obj.(*unstructured.Unstructured); ok {
 				e.mu.Lock()
 				delete(e.states, u.GetName())
+				delete(e.attempted, u.GetName())
 				e.mu.Unlock()
 				if e.rt.OnSync != nil {
 					e.rt.OnSync(SyncSummary{Application: u.GetName(), Deleted: true})
@@ -261,6 +266,46 @@ func (e *Engine) Ready(ctx context.Context) error {
 		return errors.New("Application informer did not sync")
 	}
 	return nil
+}
+
+// AwaitFirstSyncs waits until the first sync of every Application that
+// exists when it is called (the configured ones included: Start applied
+// them) has been attempted, whatever its outcome: a sync that fails has
+// been attempted too. Applications deleted meanwhile are not waited for.
+// pending is called with the names still waited for whenever they change.
+// Call it after Ready.
+func (e *Engine) AwaitFirstSyncs(ctx context.Context, pending func([]string)) error {
+	want := map[string]bool{}
+	for _, obj := range e.apps.GetStore().List() {
+		want[obj.(*unstructured.Unstructured).GetName()] = true
+	}
+	last := ""
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		var left []string
+		e.mu.Lock()
+		for name := range want {
+			_, exists, _ := e.apps.GetStore().GetByKey(e.cfg.Namespace + "/" + name)
+			if exists && !e.attempted[name] {
+				left = append(left, name)
+			}
+		}
+		e.mu.Unlock()
+		if len(left) == 0 {
+			return nil
+		}
+		sort.Strings(left)
+		if now := strings.Join(left, ","); now != last && pending != nil {
+			pending(left)
+			last = now
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
 }
 
 // Err is nil: a failing sync is reported on its Application, not fatal.
@@ -395,6 +440,9 @@ func (e *Engine) reconcile(ctx context.Context, name string) bool {
 	if e.rt.OnSync != nil {
 		e.rt.OnSync(summarize(name, out))
 	}
+	e.mu.Lock()
+	e.attempted[name] = true
+	e.mu.Unlock()
 	if err := e.writeStatus(ctx, u, out, op); err != nil {
 		e.log.Error("writing Application status", "application", name, "err", err)
 		return true

@@ -203,11 +203,11 @@ func serverCommand() *cli.Command {
 				debug.SetGCPercent(50)
 			}
 			notify := systemd.NewNotifier(log)
-			hooks := appliance.Hooks{Status: notify.Status, Ready: func(alive func() bool) {
-				notify.Ready()
-				// systemd starts the watchdog at READY=1.
+			hooks := appliance.Hooks{Status: notify.Status, Serving: func(alive func() bool) {
+				// Pinged from here on: READY=1 waits for the node and the
+				// first syncs, and a server that hangs meanwhile is as dead.
 				go notify.Watchdog(c.Context, alive)
-			}, ExtendStart: notify.ExtendTimeout, Version: Version, Snapshot: func(line string, failing bool) {
+			}, Ready: notify.Ready, ExtendStart: notify.ExtendTimeout, Version: Version, Snapshot: func(line string, failing bool) {
 				notify.Application(snapshotStatusKey, line, failing)
 			}, Sync: func(s gitops.SyncSummary) {
 				line := s.String()

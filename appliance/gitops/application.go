@@ -4,12 +4,16 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/component-base/version"
+	"sigs.k8s.io/kustomize/api/types"
+	"sigs.k8s.io/kustomize/kyaml/resid"
 
 	"github.com/fjord-dev/fjord/appliance/gitops/build"
 )
@@ -48,6 +52,41 @@ type Source struct {
 	Path           string     `json:"path"`
 	Directory      *Directory `json:"directory"`
 	Helm           *Helm      `json:"helm"`
+	Kustomize      *Kustomize `json:"kustomize"`
+}
+
+// Kustomize holds the options Argo CD applies to a kustomization before it
+// is built (ApplicationSourceKustomize, the fields Fjord supports).
+type Kustomize struct {
+	Images                 []string          `json:"images"`
+	NamePrefix             string            `json:"namePrefix"`
+	NameSuffix             string            `json:"nameSuffix"`
+	CommonLabels           map[string]string `json:"commonLabels"`
+	ForceCommonLabels      bool              `json:"forceCommonLabels"`
+	CommonAnnotations      map[string]string `json:"commonAnnotations"`
+	ForceCommonAnnotations bool              `json:"forceCommonAnnotations"`
+	Namespace              string            `json:"namespace"`
+	Replicas               []struct {
+		Name  string             `json:"name"`
+		Count intstr.IntOrString `json:"count"`
+	} `json:"replicas"`
+	Patches []struct {
+		Path    string          `json:"path"`
+		Patch   string          `json:"patch"`
+		Target  *kustomizeMatch `json:"target"`
+		Options map[string]bool `json:"options"`
+	} `json:"patches"`
+}
+
+// kustomizeMatch is a patch's target, in Argo CD's (and kustomize's) form.
+type kustomizeMatch struct {
+	Group              string `json:"group"`
+	Version            string `json:"version"`
+	Kind               string `json:"kind"`
+	Name               string `json:"name"`
+	Namespace          string `json:"namespace"`
+	LabelSelector      string `json:"labelSelector"`
+	AnnotationSelector string `json:"annotationSelector"`
 }
 
 // Helm holds the options of a Helm chart at the source's path (Argo CD's
@@ -123,6 +162,9 @@ func (a *Application) BuildOptions() build.Options {
 	if src.Directory != nil {
 		opts.Recurse = src.Directory.Recurse
 	}
+	if k := src.Kustomize; k != nil {
+		opts.Kustomize, _ = k.options() // validate reported its error
+	}
 	// A chart found at the path without spec.source.helm is rendered with
 	// the same defaults, as in Argo CD.
 	ho := &build.HelmOptions{ReleaseName: a.Name, Namespace: a.Spec.Destination.Namespace, KubeVersion: kubeVersion()}
@@ -138,6 +180,36 @@ func (a *Application) BuildOptions() build.Options {
 	}
 	opts.Helm = ho
 	return opts
+}
+
+// options are the build stage's form of the kustomize options.
+func (k *Kustomize) options() (*build.KustomizeOptions, error) {
+	o := &build.KustomizeOptions{Images: k.Images, NamePrefix: k.NamePrefix, NameSuffix: k.NameSuffix,
+		CommonLabels: k.CommonLabels, ForceCommonLabels: k.ForceCommonLabels,
+		CommonAnnotations: k.CommonAnnotations, ForceCommonAnnotations: k.ForceCommonAnnotations, Namespace: k.Namespace}
+	for _, r := range k.Replicas {
+		n := int64(r.Count.IntValue())
+		if r.Count.Type == intstr.String {
+			v, err := strconv.ParseInt(r.Count.StrVal, 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("spec.source.kustomize.replicas: %s: count %q is not a number", r.Name, r.Count.StrVal)
+			}
+			n = v
+		}
+		o.Replicas = append(o.Replicas, types.Replica{Name: r.Name, Count: n})
+	}
+	for _, p := range k.Patches {
+		tp := types.Patch{Path: p.Path, Patch: p.Patch}
+		if t := p.Target; t != nil {
+			tp.Target = &types.Selector{ResId: resid.ResId{Gvk: resid.Gvk{Group: t.Group, Version: t.Version, Kind: t.Kind}, Name: t.Name, Namespace: t.Namespace},
+				LabelSelector: t.LabelSelector, AnnotationSelector: t.AnnotationSelector}
+		}
+		if len(p.Options) > 0 {
+			tp.Options = &types.PatchArgs{AllowNameChange: p.Options["allowNameChange"], AllowKindChange: p.Options["allowKindChange"]}
+		}
+		o.Patches = append(o.Patches, tp)
+	}
+	return o, nil
 }
 
 // kubeVersion is the Kubernetes version charts see in .Capabilities: the
@@ -208,6 +280,11 @@ func (a *Application) validate() error {
 		errs = append(errs, errors.New("spec.source.repoURL: required (multiple sources are not supported yet)"))
 	}
 	errs = append(errs, unsupportedFields(a.rawSpec)...)
+	if a.Spec.Source != nil && a.Spec.Source.Kustomize != nil {
+		if _, err := a.Spec.Source.Kustomize.options(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -226,7 +303,11 @@ var supportedFields = map[string]bool{
 	"source.helm.ignoreMissingValueFiles": true, "source.helm.values": true, "source.helm.valuesObject": true,
 	"source.helm.parameters": true, "source.helm.skipCrds": true, "source.helm.kubeVersion": true,
 	"source.helm.apiVersions": true,
-	"syncPolicy":              false, "syncPolicy.automated": true, "syncPolicy.syncOptions": true,
+	"source.kustomize":        false, "source.kustomize.images": true, "source.kustomize.namePrefix": true,
+	"source.kustomize.nameSuffix": true, "source.kustomize.commonLabels": true, "source.kustomize.forceCommonLabels": true,
+	"source.kustomize.commonAnnotations": true, "source.kustomize.forceCommonAnnotations": true,
+	"source.kustomize.namespace": true, "source.kustomize.replicas": true, "source.kustomize.patches": true,
+	"syncPolicy": false, "syncPolicy.automated": true, "syncPolicy.syncOptions": true,
 	// Fjord retries failed syncs with its own backoff.
 	"syncPolicy.retry": true,
 }

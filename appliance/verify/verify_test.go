@@ -106,7 +106,7 @@ func TestReadApplications(t *testing.T) {
 		{"an AppProject other than default is refused", strings.Replace(guideApp, "project: default", "project: team", 1), "AppProjects are not supported"},
 		{"another cluster is refused", strings.Replace(guideApp, "https://kubernetes.default.svc", "https://elsewhere:6443", 1), "only to the local cluster"},
 		{"a chart from a Helm repository is refused", strings.Replace(guideApp, "path: apps/overlays/production", "chart: nginx", 1), "spec.source.chart: charts from a Helm repository cannot be fetched"},
-		{"kustomize options on the Application are refused by name, not ignored", strings.Replace(guideApp, "targetRevision: HEAD", "targetRevision: HEAD, kustomize: {namePrefix: x-}", 1), "spec.source.kustomize"},
+		{"an option Fjord does not act on is refused by name, not ignored", strings.Replace(guideApp, "targetRevision: HEAD", "targetRevision: HEAD, kustomize: {components: [../c]}", 1), "spec.source.kustomize.components"},
 		{"an empty file is refused", "", "no Application"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

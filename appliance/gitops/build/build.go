@@ -30,6 +30,9 @@ type Options struct {
 	// options; nil renders it as plain `helm template` would (release
 	// name "release-name").
 	Helm *HelmOptions
+	// Kustomize edits a kustomization before it is built, as Argo CD's
+	// spec.source.kustomize does; nil or empty changes nothing.
+	Kustomize *KustomizeOptions
 	// HelmSource says the source is a chart (Argo CD's spec.source.helm is
 	// set): the path must hold one, and it is rendered even beside a
 	// kustomization, which otherwise wins as in Argo CD's discovery.
@@ -140,8 +143,10 @@ func Build(repoRoot, path string, opts Options) (*Result, error) {
 		return nil, &PathError{Path: path, Reason: "holds no Chart.yaml, but spec.source.helm is set"}
 	case opts.HelmSource:
 		return buildChart(root, dir, rel, helm)
+	case !opts.Kustomize.empty() && kustomizationFile(dir) == "":
+		return nil, &PathError{Path: path, Reason: "holds no kustomization, but spec.source.kustomize is set"}
 	case kustomizationFile(dir) != "":
-		return buildKustomization(root, dir, rel)
+		return buildKustomization(root, dir, rel, opts.Kustomize)
 	case isChart(dir):
 		return buildChart(root, dir, rel, helm)
 	}

@@ -26,7 +26,7 @@ var kustomizeMu sync.Mutex
 
 // buildKustomization runs kustomize on dir the way `kubectl kustomize dir`
 // does, on a filesystem confined to the repository.
-func buildKustomization(root, dir, rel string) (*Result, error) {
+func buildKustomization(root, dir, rel string, edit *KustomizeOptions) (*Result, error) {
 	kerr := func(err error) error {
 		return &KustomizeError{Path: rel, Reason: stripRoot(err.Error(), root)}
 	}
@@ -45,8 +45,17 @@ func buildKustomization(root, dir, rel string) (*Result, error) {
 	opts.LoadRestrictions = types.LoadRestrictionsRootOnly
 	opts.PluginConfig = types.DisabledPluginConfig()
 
+	fsys := rootedFS{root: root, disk: filesys.MakeFsOnDisk()}
+	if !edit.empty() {
+		file := filepath.Join(dir, kustomizationFile(dir))
+		data, err := editKustomization(file, edit)
+		if err != nil {
+			return nil, kerr(err)
+		}
+		fsys.edited = map[string][]byte{file: data}
+	}
 	kustomizeMu.Lock()
-	m, err := krusty.MakeKustomizer(opts).Run(rootedFS{root: root, disk: filesys.MakeFsOnDisk()}, dir)
+	m, err := krusty.MakeKustomizer(opts).Run(fsys, dir)
 	kustomizeMu.Unlock()
 	if err != nil {
 		return nil, kerr(err)
@@ -193,6 +202,9 @@ func checkLocal(root, dir string, seen map[string]bool, warnings *[]string) erro
 type rootedFS struct {
 	root string
 	disk filesys.FileSystem
+	// edited are files read from memory instead of disk: a kustomization
+	// with the Application's kustomize options applied.
+	edited map[string][]byte
 }
 
 var _ filesys.FileSystem = rootedFS{}
@@ -290,6 +302,9 @@ func (f rootedFS) Glob(pattern string) ([]string, error) {
 func (f rootedFS) ReadFile(path string) ([]byte, error) {
 	if err := f.check(path); err != nil {
 		return nil, err
+	}
+	if data, ok := f.edited[filepath.Clean(path)]; ok {
+		return data, nil
 	}
 	return f.disk.ReadFile(path)
 }

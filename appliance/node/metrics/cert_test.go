@@ -65,7 +65,9 @@ func verify(t *testing.T, pair, ca bootstrap.KeyPair, name string, usage x509.Ex
 
 func TestEnsureServingCert(t *testing.T) {
 	nodeIP := net.ParseIP("192.0.2.10")
-	now := time.Now()
+	// A minute ahead: the subtests' CAs are made later and valid from the
+	// second they are made (certutil), so "now" must not fall before them.
+	now := time.Now().Add(time.Minute)
 
 	t.Run("issues a certificate the aggregation layer accepts", func(t *testing.T) {
 		dir := t.TempDir()

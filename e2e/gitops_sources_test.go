@@ -71,10 +71,10 @@ func TestGitOpsHelmChartWithValuesFile(t *testing.T) {
 	})
 	t.Run("a field Fjord does not act on is refused by name, nothing applied", func(t *testing.T) {
 		app := strings.Replace(argoApp("web-kz", repo.url(), "charts/web", automatedFull), "    path: charts/web\n",
-			"    path: charts/web\n    kustomize:\n      namePrefix: x-\n", 1)
+			"    path: charts/web\n    plugin:\n      name: cmp-jsonnet\n", 1)
 		s.kubectlApply(app)
 		st := s.waitApp(t, "web-kz", "refused", time.Minute, func(a appStatus) bool {
-			return strings.Contains(a.condition(), "spec.source.kustomize")
+			return strings.Contains(a.condition(), "spec.source.plugin: config management plugins are not supported")
 		})
 		if !strings.Contains(st.condition(), "InvalidSpecError") {
 			t.Errorf("conditions: %s", st.condition())
@@ -83,4 +83,17 @@ func TestGitOpsHelmChartWithValuesFile(t *testing.T) {
 			t.Errorf("the refused Application was applied: %s", out)
 		}
 	})
+}
+
+func TestGitOpsKustomizeOptionsOnTheApplication(t *testing.T) {
+	s := startGitOpsServer(t)
+	repo := newRepo(t, argoLayout())
+	app := strings.Replace(argoApp("oslo", repo.url(), "apps/overlays/staging", automatedFull), "    path: apps/overlays/staging\n",
+		"    path: apps/overlays/staging\n    kustomize:\n      namePrefix: oslo-\n      commonLabels: {region: oslo}\n      images: [app=registry.example/app:9.9]\n      replicas: [{name: app, count: 2}]\n", 1)
+	s.kubectlApply(app)
+	s.waitApp(t, "oslo", "synced", 2*time.Minute, synced(repo.head()))
+	got := s.jsonpath("deploy", "payments", "oslo-app", "{.spec.replicas} {.metadata.labels.region} {.spec.template.spec.containers[0].image}")
+	if got != "2 oslo registry.example/app:9.9" {
+		t.Errorf("deployment oslo-app: %q, want the prefix, label, image and replicas of spec.source.kustomize", got)
+	}
 }

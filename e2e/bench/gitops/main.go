@@ -81,9 +81,18 @@ func main() {
 	settle := flag.Duration("settle", 30*time.Second, "idle time before reading RSS")
 	flux := flag.String("flux", "", "flux-bench.sh to run against the --gitops.disable server (empty: skip Flux)")
 	flag.StringVar(&keepLogs, "logs", "", "directory to copy each server's log into before its data dir is removed")
+	profile := flag.String("profile", "", "only profile: start server A with --debug-listen, write CPU and heap profiles of the first sync and of no-op syncs into this directory, print nothing else")
+	profileSeconds := flag.Int("profile-seconds", 20, "length of each CPU profile with -profile")
 	flag.Parse()
 
 	b := &bench{bin: *bin, n: *n, kubectlNoop: *kubectlNoop, kubectlOnB: *kubectlOnB}
+	if *profile != "" {
+		if err := b.profile(*profile, *profileSeconds); err != nil {
+			fmt.Fprintln(os.Stderr, "gitops bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	b.machine, b.loadStart = benchutil.Machine(), benchutil.LoadAvg()
 	res, err := b.run(*noopRuns, *pushRuns, *driftTries, *pollInterval, *settle, *flux)
 	b.loadEnd = benchutil.LoadAvg()

@@ -9,10 +9,13 @@ import (
 
 	"github.com/fluxcd/pkg/ssa"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/metadata/metadatainformer"
 	"k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
@@ -22,6 +25,7 @@ import (
 // watch latency, and health is read from the cache instead of a GET each.
 type watcher struct {
 	dyn     dynamic.Interface
+	meta    metadata.Interface
 	mapper  meta.RESTMapper
 	onDrift func(u *unstructured.Unstructured, deleted bool)
 	// onHealth is called when a tracked object's health changed (a status
@@ -35,8 +39,8 @@ type watcher struct {
 	stopCh    chan struct{}
 }
 
-func newWatcher(dyn dynamic.Interface, mapper meta.RESTMapper, onDrift func(*unstructured.Unstructured, bool), log *slog.Logger) *watcher {
-	return &watcher{dyn: dyn, mapper: mapper, onDrift: onDrift, log: log,
+func newWatcher(dyn dynamic.Interface, md metadata.Interface, mapper meta.RESTMapper, onDrift func(*unstructured.Unstructured, bool), log *slog.Logger) *watcher {
+	return &watcher{dyn: dyn, meta: md, mapper: mapper, onDrift: onDrift, log: log,
 		informers: map[schema.GroupVersionResource]cache.SharedIndexInformer{}, stopCh: make(chan struct{})}
 }
 
@@ -60,10 +64,21 @@ func (w *watcher) watch(objs []*unstructured.Unstructured) {
 		if _, ok := w.informers[gvr]; ok {
 			continue
 		}
-		inf := dynamicinformer.NewFilteredDynamicInformer(w.dyn, gvr, "", 0, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc}, nil).Informer()
-		// Health and drift need neither managedFields nor the last-applied
-		// annotation; dropping them roughly halves what a cached object costs.
-		_ = inf.SetTransform(stripForCache)
+		indexers := cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc}
+		var inf cache.SharedIndexInformer
+		if gvk := o.GroupVersionKind(); metadataOnly[gvk.GroupKind()] {
+			// Drift is seen in the metadata (resourceVersion, generation,
+			// labels, annotations) and these kinds are healthy once they
+			// exist: their content (a Secret's data) is not held at all.
+			inf = metadatainformer.NewFilteredMetadataInformer(w.meta, gvr, "", 0, indexers, nil).Informer()
+			_ = inf.SetTransform(metadataAsUnstructured(gvk))
+		} else {
+			inf = dynamicinformer.NewFilteredDynamicInformer(w.dyn, gvr, "", 0, indexers, nil).Informer()
+			// Health and drift need neither managedFields, the last-applied
+			// annotation nor a pod template; dropping them is most of what a
+			// cached object costs.
+			_ = inf.SetTransform(stripForCache)
+		}
 		inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 			UpdateFunc: func(old, obj any) {
 				o, n := old.(*unstructured.Unstructured), obj.(*unstructured.Unstructured)
@@ -94,8 +109,64 @@ func (w *watcher) watch(objs []*unstructured.Unstructured) {
 	}
 }
 
+// metadataOnly lists the kinds watched by metadata only: kstatus finds
+// them Current once they exist, whatever they hold.
+var metadataOnly = map[schema.GroupKind]bool{
+	{Kind: "ConfigMap"}:      true,
+	{Kind: "Secret"}:         true,
+	{Kind: "ServiceAccount"}: true,
+	{Group: "rbac.authorization.k8s.io", Kind: "Role"}:               true,
+	{Group: "rbac.authorization.k8s.io", Kind: "RoleBinding"}:        true,
+	{Group: "rbac.authorization.k8s.io", Kind: "ClusterRole"}:        true,
+	{Group: "rbac.authorization.k8s.io", Kind: "ClusterRoleBinding"}: true,
+	{Group: "networking.k8s.io", Kind: "NetworkPolicy"}:              true,
+}
+
+// podTemplateKinds lists the kinds whose spec.template kstatus does not read
+// (it reads replicas, strategy, status and conditions).
+var podTemplateKinds = map[schema.GroupKind]bool{
+	{Group: "apps", Kind: "Deployment"}:  true,
+	{Group: "apps", Kind: "StatefulSet"}: true,
+	{Group: "apps", Kind: "DaemonSet"}:   true,
+	{Group: "apps", Kind: "ReplicaSet"}:  true,
+	{Group: "batch", Kind: "Job"}:        true,
+}
+
+// metadataAsUnstructured turns what a metadata informer lists into the
+// unstructured objects the rest of the engine reads: kind, name, labels,
+// annotations, versions; no managedFields.
+func metadataAsUnstructured(gvk schema.GroupVersionKind) cache.TransformFunc {
+	return func(obj any) (any, error) {
+		m, ok := obj.(*metav1.PartialObjectMetadata)
+		if !ok {
+			return obj, nil
+		}
+		u := &unstructured.Unstructured{Object: map[string]any{}}
+		u.SetGroupVersionKind(gvk)
+		u.SetNamespace(m.Namespace)
+		u.SetName(m.Name)
+		u.SetUID(m.UID)
+		u.SetResourceVersion(m.ResourceVersion)
+		u.SetGeneration(m.Generation)
+		u.SetLabels(m.Labels)
+		ann := m.Annotations
+		if _, ok := ann["kubectl.kubernetes.io/last-applied-configuration"]; ok {
+			ann = maps.Clone(ann)
+			delete(ann, "kubectl.kubernetes.io/last-applied-configuration")
+		}
+		u.SetAnnotations(ann)
+		if m.DeletionTimestamp != nil {
+			u.SetDeletionTimestamp(m.DeletionTimestamp)
+		}
+		return u, nil
+	}
+}
+
 func stripForCache(obj any) (any, error) {
 	if u, ok := obj.(*unstructured.Unstructured); ok {
+		if podTemplateKinds[u.GroupVersionKind().GroupKind()] {
+			unstructured.RemoveNestedField(u.Object, "spec", "template")
+		}
 		u.SetManagedFields(nil)
 		if ann := u.GetAnnotations(); ann != nil {
 			if _, ok := ann["kubectl.kubernetes.io/last-applied-configuration"]; ok {

@@ -360,6 +360,9 @@ func (e *Engine) apply(ctx context.Context, app *Application, st *appState, rev 
 			return fail("SyncError", fmt.Sprintf("creating namespace %s: %s", app.Spec.Destination.Namespace, cleanErr(err)))
 		}
 	}
+	e.mu.Lock()
+	st.compared = nil // whatever happens next, the cluster changes
+	e.mu.Unlock()
 	waves := byWave(toApply)
 	for i, wave := range waves {
 		results, err := e.applyWave(ctx, wave, verdicts, applyOpts)
@@ -381,6 +384,7 @@ func (e *Engine) apply(ctx context.Context, app *Application, st *appState, rev 
 	e.mu.Lock()
 	st.desired, st.revision, st.generation, st.applied = newKeys, rev, app.Generation, hashes
 	st.drifted = map[objKey]bool{}
+	st.compared = nil // its verdicts are from before this apply
 	e.mu.Unlock()
 	e.watches.watch(objs)
 

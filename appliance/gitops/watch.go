@@ -281,20 +281,13 @@ func (e *Engine) onDrift(u *unstructured.Unstructured, deleted bool) {
 	}
 	k := keyOf(u)
 	_, ours := st.desired[k]
-	heal := st.app.SelfHeal()
-	if ours && !heal {
-		st.drifted[k] = true
-		st.healthOnly = true // marking OutOfSync needs no Git
-	}
 	e.mu.Unlock()
-	if !ours {
-		return
-	}
-	if heal {
+	if ours {
+		// Reverted (selfHeal) or, without selfHeal, dry-run to tell a real
+		// change from one that is not (a controller's annotation, our own
+		// apply seen by a watch that was open before it).
 		e.heals.Add(healKey{app: name, obj: k})
-		return
 	}
-	e.queue.AddAfter(name, 500*time.Millisecond) // refresh status: OutOfSync
 }
 
 // onHealth refreshes the status of the Application tracking u, so health
@@ -334,12 +327,16 @@ func (e *Engine) heal(ctx context.Context, k healKey) (retry bool) {
 	e.mu.Lock()
 	st := e.states[k.app]
 	var desired *unstructured.Unstructured
-	if st != nil && !st.syncing && st.app != nil && st.app.SelfHeal() {
-		desired = st.desired[k.obj]
+	selfHeal := false
+	if st != nil && !st.syncing && st.app != nil {
+		desired, selfHeal = st.desired[k.obj], st.app.SelfHeal()
 	}
 	e.mu.Unlock()
 	if desired == nil {
 		return false
+	}
+	if !selfHeal {
+		return e.markDrift(ctx, st, k, desired)
 	}
 	opts := ssa.DefaultApplyOptions()
 	entry, err := e.rm.Apply(ctx, desired.DeepCopy(), opts)
@@ -355,4 +352,29 @@ func (e *Engine) heal(ctx context.Context, k healKey) (retry bool) {
 		}
 	}
 	return false
+}
+
+// markDrift dry-runs the desired state of a changed object of an
+// Application without selfHeal: when the cluster differs from it, the
+// object is marked drifted (the Application shows OutOfSync); when it is
+// the same again (changed back by hand), the mark goes. Either change asks
+// for a status refresh, which needs no Git.
+func (e *Engine) markDrift(ctx context.Context, st *appState, k healKey, desired *unstructured.Unstructured) (retry bool) {
+	entry, _, _, err := e.rm.Diff(ctx, desired.DeepCopy(), ssa.DiffOptions{})
+	changed := err != nil || (entry.Action != ssa.UnchangedAction && entry.Action != ssa.SkippedAction)
+	e.mu.Lock()
+	was := st.drifted[k.obj]
+	if changed {
+		st.drifted[k.obj] = true
+	} else {
+		delete(st.drifted, k.obj)
+	}
+	if changed != was {
+		st.healthOnly = true
+	}
+	e.mu.Unlock()
+	if changed != was {
+		e.queue.AddAfter(k.app, 200*time.Millisecond)
+	}
+	return err != nil
 }

@@ -112,25 +112,32 @@ type bench struct {
 
 // results holds every measure in seconds (RSS in MiB); slices keep each run.
 type results struct {
-	n                    int
-	trigger              string // "webhook" or "fjord sync"
-	pollInterval         time.Duration
-	kubectlFirst         float64
-	kubectlNoop          []float64
-	kubectlFirstB        float64
-	kubectlNoopB         []float64
-	firstSync            float64
-	firstSyncLog         float64 // Application applied → "synced" log line
-	noopCLI, noopEngine  []float64
-	noopRequests         string
-	cliStart             float64
-	pushNow, pushPoll    []float64
-	drift                []float64
-	rssGitops, hwmGitops float64
-	rssPlain, hwmPlain   float64
-	flux                 map[string]float64
-	fluxOut              string
-	syncLines            []string
+	n                     int
+	trigger               string // "webhook" or "fjord sync"
+	pollInterval          time.Duration
+	kubectlFirst          float64
+	kubectlNoop           []float64
+	kubectlFirstB         float64
+	kubectlNoopB          []float64
+	firstSync             float64
+	firstSyncLog          float64 // Application applied → "synced" log line
+	noopCLI, noopEngine   []float64
+	noopRequests          string
+	cliStart              float64
+	pushNow, pushPoll     []float64
+	drift                 []float64
+	rssGitops, hwmGitops  float64
+	rssPlain, hwmPlain    float64
+	anonGitops, anonPlain float64
+	// idleAnon and idleRSS are server A's just before the Application is
+	// applied; peakAnon and peakRSS the most seen during its first sync
+	// (sampled every 50 ms).
+	idleAnon, idleRSS, peakAnon, peakRSS float64
+	// after60Anon and after60RSS are server A's 60 s after the first sync.
+	after60Anon, after60RSS float64
+	flux                    map[string]float64
+	fluxOut                 string
+	syncLines               []string
 }
 
 func (b *bench) run(noopRuns, pushRuns, driftTries int, pollInterval, settle time.Duration, fluxScript string) (*results, error) {
@@ -184,6 +191,23 @@ func (b *bench) run(noopRuns, pushRuns, driftTries int, pollInterval, settle tim
 	os.WriteFile(appFile, []byte(application(repo.url())), 0o644)
 	head := repo.head()
 	logMark := a.logSize()
+	pid := a.cmd.Process.Pid
+	r.idleRSS, _ = benchutil.MemMiB(pid)
+	r.idleAnon = benchutil.AnonMiB(pid)
+	sampling := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			rss, _ := benchutil.MemMiB(pid)
+			r.peakRSS, r.peakAnon = max(r.peakRSS, rss), max(r.peakAnon, benchutil.AnonMiB(pid))
+			select {
+			case <-sampling:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
 	t0 := time.Now()
 	if out, err := a.kubectl("apply", "-f", appFile); err != nil {
 		return nil, fmt.Errorf("applying the Application: %v: %s", err, out)
@@ -194,10 +218,17 @@ func (b *bench) run(noopRuns, pushRuns, driftTries int, pollInterval, settle tim
 		return nil, err
 	}
 	r.firstSync = time.Since(t0).Seconds()
+	close(sampling)
+	<-sampled
+	synced := time.Now()
 	if ts := a.logTimes(logMark, `msg=synced`); len(ts) > 0 {
 		r.firstSyncLog = ts[0].Sub(t0).Seconds()
 	}
-	step("first sync of %d objects: %.2fs (log line 'synced' after %.2fs)", b.n, r.firstSync, r.firstSyncLog)
+	step("first sync of %d objects: %.2fs (log line 'synced' after %.2fs); RSS %.0f → peak %.0f MiB, RssAnon %.0f → peak %.0f MiB", b.n, r.firstSync, r.firstSyncLog, r.idleRSS, r.peakRSS, r.idleAnon, r.peakAnon)
+	time.Sleep(time.Until(synced.Add(60 * time.Second)))
+	r.after60RSS, _ = benchutil.MemMiB(pid)
+	r.after60Anon = benchutil.AnonMiB(pid)
+	step("60 s after the first sync: RSS %.0f MiB, RssAnon %.0f MiB", r.after60RSS, r.after60Anon)
 
 	// No-op resync, through the CLI (what an operator types) and through the
 	// operation field directly (the engine's own time, without process start
@@ -296,6 +327,7 @@ func (b *bench) run(noopRuns, pushRuns, driftTries int, pollInterval, settle tim
 	r.syncLines = a.logLines(0, `msg=synced`)
 	time.Sleep(settle)
 	r.rssGitops, r.hwmGitops = benchutil.MemMiB(a.cmd.Process.Pid)
+	r.anonGitops = benchutil.AnonMiB(a.cmd.Process.Pid)
 	step("server A RSS %.0f MiB (peak %.0f) with %d objects under management", r.rssGitops, r.hwmGitops, b.n)
 	a.stop()
 
@@ -316,6 +348,7 @@ func (b *bench) run(noopRuns, pushRuns, driftTries int, pollInterval, settle tim
 	}
 	time.Sleep(settle)
 	r.rssPlain, r.hwmPlain = benchutil.MemMiB(s.cmd.Process.Pid)
+	r.anonPlain = benchutil.AnonMiB(s.cmd.Process.Pid)
 	step("server B RSS %.0f MiB (peak %.0f) with the same %d objects applied by kubectl", r.rssPlain, r.hwmPlain, b.n)
 
 	if fluxScript != "" {
@@ -362,6 +395,7 @@ func startServer(bin string, gitops bool, extra ...string) (*server, error) {
 	args := append([]string{"server", "--disable-agent", "--data-dir", dir, "--fsync-gate=off",
 		"--https-listen-port", strconv.Itoa(benchutil.FreePort()), "--etcd-client-port", strconv.Itoa(benchutil.FreePort()),
 		"--etcd-peer-port", strconv.Itoa(benchutil.FreePort()), "--kube-controller-manager-port=0", "--kube-scheduler-port=0",
+		"--sealing.port", strconv.Itoa(benchutil.FreePort()),
 		"--config", filepath.Join(dir, "none.yaml")}, extra...)
 	log, err := os.Create(s.logPath)
 	if err != nil {
@@ -874,7 +908,13 @@ func (r *results) print(b *bench) {
 	fmt.Printf("| `scale` drift → reverted (%d tries) | p50 %.3f s, p95 %.3f s, max %.3f s | p95 ≤ 1 s |\n", len(r.drift), benchutil.Percentile(r.drift, 50), benchutil.Percentile(r.drift, 95), slices.Max(r.drift))
 	fmt.Printf("| RSS with N objects, engine on (server A) | %.0f MiB (peak %.0f) | |\n", r.rssGitops, r.hwmGitops)
 	fmt.Printf("| RSS with N objects by kubectl, --gitops.disable (server B) | %.0f MiB (peak %.0f) | |\n", r.rssPlain, r.hwmPlain)
-	fmt.Printf("| RSS the engine adds (A − B) | %.0f MiB | |\n", r.rssGitops-r.rssPlain)
+	fmt.Printf("| RSS the engine adds (A − B) | %.0f MiB (RssAnon %.0f − %.0f = %.0f MiB) | ≤ 60 MiB |\n", r.rssGitops-r.rssPlain, r.anonGitops, r.anonPlain, r.anonGitops-r.anonPlain)
+	fmt.Printf("| RSS of A 60 s after the first sync, and what it adds to B | %.0f MiB, +%.0f MiB (RssAnon %.0f, +%.0f MiB) | ≤ +60 MiB |\n", r.after60RSS, r.after60RSS-r.rssPlain, r.after60Anon, r.after60Anon-r.anonPlain)
+	fmt.Printf("| RSS peak during the first sync over A idle before it | %.0f → %.0f MiB, +%.0f MiB (RssAnon %.0f → %.0f, +%.0f MiB) | ≤ +150 MiB |\n", r.idleRSS, r.peakRSS, r.peakRSS-r.idleRSS, r.idleAnon, r.peakAnon, r.peakAnon-r.idleAnon)
+	fmt.Printf("| time per object: first sync, no-op (engine) | %.2f ms, %.3f ms | |\n", 1000*r.firstSync/float64(r.n), 1000*benchutil.Median(r.noopEngine)/float64(r.n))
+	if r.flux == nil {
+		fmt.Println("\nFlux: not run (build it with ../shared/bench/flux/flux-build.sh, then pass -flux ../shared/bench/flux/flux-bench.sh).")
+	}
 	if r.flux != nil {
 		f := r.flux
 		fmt.Println("\n| measure | Fjord | Flux v1.9.6 (source- + kustomize-controller) | Flux ÷ Fjord |")

@@ -34,6 +34,10 @@ type watcher struct {
 	onHealth func(u *unstructured.Unstructured)
 	log      *slog.Logger
 
+	// resources caches gvr's answers (schema.GroupVersionKind →
+	// schema.GroupVersionResource).
+	resources sync.Map
+
 	mu        sync.Mutex
 	informers map[schema.GroupVersionResource]cache.SharedIndexInformer
 	stopCh    chan struct{}
@@ -44,11 +48,18 @@ func newWatcher(dyn dynamic.Interface, md metadata.Interface, mapper meta.RESTMa
 		informers: map[schema.GroupVersionResource]cache.SharedIndexInformer{}, stopCh: make(chan struct{})}
 }
 
+// gvr maps a kind to its resource. Found mappings are remembered: a no-op
+// sync asks for each of its objects several times, and the REST mapper's
+// lookup is not cheap at a thousand objects.
 func (w *watcher) gvr(gvk schema.GroupVersionKind) (schema.GroupVersionResource, bool) {
+	if r, ok := w.resources.Load(gvk); ok {
+		return r.(schema.GroupVersionResource), true
+	}
 	m, err := w.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
 	if err != nil {
 		return schema.GroupVersionResource{}, false
 	}
+	w.resources.Store(gvk, m.Resource)
 	return m.Resource, true
 }
 
@@ -338,15 +349,25 @@ func (e *Engine) heal(ctx context.Context, k healKey) (retry bool) {
 	if !selfHeal {
 		return e.markDrift(ctx, st, k, desired)
 	}
-	opts := ssa.DefaultApplyOptions()
-	entry, err := e.rm.Apply(ctx, desired.DeepCopy(), opts)
-	if err != nil {
+	// One server-side apply, no GET and dry run first (ssa's Apply makes
+	// three round trips): the watch already said the object changed, and
+	// the resourceVersion the server answers with says whether it had to.
+	before := e.watches.get(ctx, e.client, desired)
+	obj := desired.DeepCopy()
+	if err := e.client.Patch(ctx, obj, client.Apply, client.ForceOwnership, client.FieldOwner(FieldManager)); err != nil {
 		e.log.Warn("reverting drift failed", "application", k.app, "object", k.obj.String(), "err", cleanErr(err))
 		return true
 	}
-	if entry.Action != ssa.UnchangedAction {
+	action := ssa.UnchangedAction
+	switch {
+	case before == nil:
+		action = ssa.CreatedAction
+	case obj.GetResourceVersion() != before.GetResourceVersion():
+		action = ssa.ConfiguredAction
+	}
+	if action != ssa.UnchangedAction {
 		driftCorrections.WithLabelValues(k.app).Inc()
-		e.log.Info("reverted drift", "application", k.app, "object", k.obj.String(), "action", string(entry.Action))
+		e.log.Info("reverted drift", "application", k.app, "object", k.obj.String(), "action", string(action))
 		if obj, ok, _ := e.apps.GetStore().GetByKey(e.cfg.Namespace + "/" + k.app); ok {
 			e.event(obj.(*unstructured.Unstructured), false, "DriftReverted", "reverted a change to "+k.obj.String())
 		}

@@ -74,6 +74,8 @@ func main() {
 	noopRuns := flag.Int("noop-runs", 5, "no-op syncs and no-op kubectl applies (median)")
 	pushRuns := flag.Int("push-runs", 3, "commits per trigger kind (median)")
 	kubectlNoop := flag.Int("kubectl-noop-runs", 1, "no-op kubectl applies (median)")
+	baseline := flag.Bool("baseline", true, "start server B (--gitops.disable, the same objects by kubectl) for the RSS the engine adds, and for Flux")
+	withKubectl := flag.Bool("kubectl", true, "measure kubectl apply on server A (false: the GitOps measures only, for large N)")
 	kubectlOnB := flag.Bool("kubectl-on-b", true, "repeat the kubectl apply/delete on the --gitops.disable server too, so both servers saw the same history")
 	flag.DurationVar(&syncTimeout, "sync-timeout", 10*time.Minute, "longest wait for one sync (fjord sync --timeout, operation field, push)")
 	driftTries := flag.Int("drift-tries", 20, "scale drifts to revert")
@@ -85,7 +87,7 @@ func main() {
 	profileSeconds := flag.Int("profile-seconds", 20, "length of each CPU profile with -profile")
 	flag.Parse()
 
-	b := &bench{bin: *bin, n: *n, kubectlNoop: *kubectlNoop, kubectlOnB: *kubectlOnB}
+	b := &bench{bin: *bin, n: *n, kubectlNoop: *kubectlNoop, kubectlOnB: *kubectlOnB && *withKubectl, kubectl: *withKubectl, baseline: *baseline}
 	if *profile != "" {
 		if err := b.profile(*profile, *profileSeconds); err != nil {
 			fmt.Fprintln(os.Stderr, "gitops bench:", err)
@@ -106,7 +108,8 @@ func main() {
 type bench struct {
 	bin                         string
 	n, kubectlNoop              int
-	kubectlOnB                  bool
+	kubectlOnB, kubectl         bool
+	baseline                    bool
 	machine, loadStart, loadEnd string
 }
 
@@ -179,8 +182,10 @@ func (b *bench) run(noopRuns, pushRuns, driftTries int, pollInterval, settle tim
 	defer a.stop()
 	step("server A (GitOps on, trigger %s) ready; load %s", r.trigger, benchutil.LoadAvg())
 
-	if r.kubectlFirst, r.kubectlNoop, err = a.kubectlPhase(kubectlYAML, b.n, b.kubectlNoop); err != nil {
-		return nil, err
+	if b.kubectl {
+		if r.kubectlFirst, r.kubectlNoop, err = a.kubectlPhase(kubectlYAML, b.n, b.kubectlNoop); err != nil {
+			return nil, err
+		}
 	}
 	if err := repo.init(b.n); err != nil {
 		return nil, err
@@ -331,6 +336,9 @@ func (b *bench) run(noopRuns, pushRuns, driftTries int, pollInterval, settle tim
 	step("server A RSS %.0f MiB (peak %.0f) with %d objects under management", r.rssGitops, r.hwmGitops, b.n)
 	a.stop()
 
+	if !b.baseline {
+		return r, nil
+	}
 	// ---- server B: the same without the engine.
 	s, err := startServer(b.bin, false, "--gitops.disable")
 	if err != nil {
@@ -907,9 +915,13 @@ func (r *results) print(b *bench) {
 	fmt.Printf("| push → applied, polling every %s (median of %d) | %.2f s (%s) | ≤ %.0f s |\n", r.pollInterval, len(r.pushPoll), benchutil.Median(r.pushPoll), fmtList(r.pushPoll), r.pollInterval.Seconds()+1)
 	fmt.Printf("| `scale` drift → reverted (%d tries) | p50 %.3f s, p95 %.3f s, max %.3f s | p95 ≤ 1 s |\n", len(r.drift), benchutil.Percentile(r.drift, 50), benchutil.Percentile(r.drift, 95), slices.Max(r.drift))
 	fmt.Printf("| RSS with N objects, engine on (server A) | %.0f MiB (peak %.0f) | |\n", r.rssGitops, r.hwmGitops)
-	fmt.Printf("| RSS with N objects by kubectl, --gitops.disable (server B) | %.0f MiB (peak %.0f) | |\n", r.rssPlain, r.hwmPlain)
-	fmt.Printf("| RSS the engine adds (A − B) | %.0f MiB (RssAnon %.0f − %.0f = %.0f MiB) | ≤ 60 MiB |\n", r.rssGitops-r.rssPlain, r.anonGitops, r.anonPlain, r.anonGitops-r.anonPlain)
-	fmt.Printf("| RSS of A 60 s after the first sync, and what it adds to B | %.0f MiB, +%.0f MiB (RssAnon %.0f, +%.0f MiB) | ≤ +60 MiB |\n", r.after60RSS, r.after60RSS-r.rssPlain, r.after60Anon, r.after60Anon-r.anonPlain)
+	if r.rssPlain > 0 {
+		fmt.Printf("| RSS with N objects by kubectl, --gitops.disable (server B) | %.0f MiB (peak %.0f) | |\n", r.rssPlain, r.hwmPlain)
+		fmt.Printf("| RSS the engine adds (A − B) | %.0f MiB (RssAnon %.0f − %.0f = %.0f MiB) | ≤ 60 MiB |\n", r.rssGitops-r.rssPlain, r.anonGitops, r.anonPlain, r.anonGitops-r.anonPlain)
+		fmt.Printf("| RSS of A 60 s after the first sync, and what it adds to B | %.0f MiB, +%.0f MiB (RssAnon %.0f, +%.0f MiB) | ≤ +60 MiB |\n", r.after60RSS, r.after60RSS-r.rssPlain, r.after60Anon, r.after60Anon-r.anonPlain)
+	} else {
+		fmt.Printf("| RSS of A 60 s after the first sync (no server B: -baseline=false) | %.0f MiB (RssAnon %.0f) | |\n", r.after60RSS, r.after60Anon)
+	}
 	fmt.Printf("| RSS peak during the first sync over A idle before it | %.0f → %.0f MiB, +%.0f MiB (RssAnon %.0f → %.0f, +%.0f MiB) | ≤ +150 MiB |\n", r.idleRSS, r.peakRSS, r.peakRSS-r.idleRSS, r.idleAnon, r.peakAnon, r.peakAnon-r.idleAnon)
 	fmt.Printf("| time per object: first sync, no-op (engine) | %.2f ms, %.3f ms | |\n", 1000*r.firstSync/float64(r.n), 1000*benchutil.Median(r.noopEngine)/float64(r.n))
 	if r.flux == nil {

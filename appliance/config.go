@@ -52,6 +52,10 @@ type Config struct {
 	LogFormat string `yaml:"log-format"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log-level"`
+	// DebugListen is the address (host:port) of a net/http/pprof listener
+	// for profiling; empty (the default) turns it off. It has no
+	// authentication: bind it to loopback.
+	DebugListen string `yaml:"debug-listen"`
 
 	Datastore    datastore.Config    `yaml:",inline"`
 	FsyncGate    fsyncgate.Config    `yaml:",inline"`
@@ -116,6 +120,11 @@ func (c Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		errs = append(errs, fmt.Errorf("log-level: %q is not one of debug, info, warn, error", c.LogLevel))
+	}
+	if c.DebugListen != "" {
+		if _, _, err := net.SplitHostPort(c.DebugListen); err != nil {
+			errs = append(errs, fmt.Errorf("debug-listen: %q is not host:port", c.DebugListen))
+		}
 	}
 	errs = append(errs, c.Datastore.Validate(), c.FsyncGate.Validate(), c.ControlPlane.Validate(), c.GitOps.Validate(),
 		c.Sealing.Validate(), c.Node.Validate(), c.DNS.Validate(), c.LocalPath.Validate(), c.Metrics.Validate(), c.Snapshot.Validate())

@@ -92,6 +92,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, hooks Hooks) error {
 	if err := restoreAtFirstStart(ctx, cfg, log, hooks.Version, status); err != nil {
 		return err
 	}
+	if cfg.DebugListen != "" {
+		if err := serveDebug(ctx, cfg.DebugListen, log); err != nil {
+			return err
+		}
+	}
 	ds, err := datastore.New(cfg.Datastore, datastore.Runtime{DataDir: cfg.DataDir, PKI: bootstrap.PKIPaths(cfg.DataDir), Log: log})
 	if err != nil {
 		return err

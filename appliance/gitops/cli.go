@@ -15,6 +15,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
 
 	"github.com/fjord-dev/fjord/appliance/gitops/build"
@@ -37,9 +40,17 @@ type AppStatus struct {
 type Client struct{ e *Engine }
 
 // NewClient connects to the API server with the kubeconfig in rt.
+// Only the dynamic client is made here: what Diff needs besides (REST
+// mapper, server-side apply manager) is made when it runs, so that status
+// and sync start at once.
 func NewClient(cfg Config, rt Runtime) (*Client, error) {
 	e := New(cfg, rt)
-	if err := e.connect(); err != nil {
+	rc, err := clientcmd.BuildConfigFromFlags("", rt.Kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", rt.Kubeconfig, err)
+	}
+	rc.WarningHandler = rest.NoWarnings{}
+	if e.dyn, err = dynamic.NewForConfig(rc); err != nil {
 		return nil, err
 	}
 	return &Client{e: e}, nil
@@ -76,12 +87,6 @@ func statusOf(u *unstructured.Unstructured) AppStatus {
 // when the Application has no automated policy, and waits for the result.
 func (c *Client) Sync(ctx context.Context, name string) (AppStatus, error) {
 	res := c.e.dyn.Resource(ApplicationGVR).Namespace(c.e.cfg.Namespace)
-	if _, err := res.Get(ctx, name, metav1.GetOptions{}); err != nil {
-		if apierrors.IsNotFound(err) {
-			return AppStatus{}, fmt.Errorf("application %q not found in namespace %s", name, c.e.cfg.Namespace)
-		}
-		return AppStatus{}, err
-	}
 	// The request carries an id that comes back in operationState.operation,
 	// so the answer to this request is told apart from an earlier one.
 	id := strconv.FormatInt(time.Now().UnixNano(), 36)
@@ -90,15 +95,41 @@ func (c *Client) Sync(ctx context.Context, name string) (AppStatus, error) {
 		"info":        []map[string]any{{"name": requestIDInfo, "value": id}},
 		"sync":        map[string]any{"revision": ""},
 	}})
-	if _, err := res.Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "fjord-cli"}); err != nil {
+	cur, err := res.Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "fjord-cli"})
+	if apierrors.IsNotFound(err) {
+		return AppStatus{}, fmt.Errorf("application %q not found in namespace %s", name, c.e.cfg.Namespace)
+	}
+	if err != nil {
 		return AppStatus{}, fmt.Errorf("requesting a sync of %s: %w", name, err)
 	}
+	// Watch from the patch on: the answer arrives with the status write
+	// that carries the id, without polling. A watch that ends (the API
+	// server's timeout) is opened again from the last version seen.
+	rv := cur.GetResourceVersion()
 	for {
-		select {
-		case <-ctx.Done():
-			return AppStatus{}, fmt.Errorf("waiting for the sync of %s: %w", name, ctx.Err())
-		case <-time.After(100 * time.Millisecond):
+		w, err := res.Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + name, ResourceVersion: rv})
+		if err != nil {
+			if ctx.Err() != nil {
+				return AppStatus{}, fmt.Errorf("waiting for the sync of %s: %w", name, ctx.Err())
+			}
+			return AppStatus{}, fmt.Errorf("watching %s: %w", name, err)
 		}
+		for ev := range w.ResultChan() {
+			u, ok := ev.Object.(*unstructured.Unstructured)
+			if !ok {
+				continue // a watch error (410 Gone): open it again from rv
+			}
+			rv = u.GetResourceVersion()
+			if requestID(u) == id {
+				w.Stop()
+				return statusOf(u), nil
+			}
+		}
+		w.Stop()
+		if ctx.Err() != nil {
+			return AppStatus{}, fmt.Errorf("waiting for the sync of %s: %w", name, ctx.Err())
+		}
+		// The answer may have come while no watch was open.
 		u, err := res.Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return AppStatus{}, err
@@ -106,6 +137,7 @@ func (c *Client) Sync(ctx context.Context, name string) (AppStatus, error) {
 		if requestID(u) == id {
 			return statusOf(u), nil
 		}
+		rv = u.GetResourceVersion()
 	}
 }
 
@@ -128,6 +160,9 @@ func requestID(u *unstructured.Unstructured) string {
 // (server-side dry-run; Secret values masked). It reports whether anything
 // would change.
 func (c *Client) Diff(ctx context.Context, name string, w io.Writer) (bool, error) {
+	if err := c.e.connect(); err != nil {
+		return false, err
+	}
 	u, err := c.e.dyn.Resource(ApplicationGVR).Namespace(c.e.cfg.Namespace).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
 		return false, fmt.Errorf("reading application %s: %w", name, err)
@@ -156,7 +191,7 @@ func (c *Client) Diff(ctx context.Context, name string, w io.Writer) (bool, erro
 	if err != nil {
 		return false, err
 	}
-	res, err := build.Build(art.Dir, app.Spec.Source.Path, app.BuildOptions())
+	res, err := build.Build(art.Dir, app.Spec.Source.Path, buildOptions(app))
 	if err != nil {
 		return false, err
 	}

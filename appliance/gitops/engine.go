@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fluxcd/cli-utils/pkg/kstatus/polling"
@@ -24,6 +26,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
@@ -81,6 +84,8 @@ type Engine struct {
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// released is when releaseMemory last ran (Unix nanoseconds).
+	released atomic.Int64
 }
 
 var _ component.Component = (*Engine)(nil)
@@ -101,6 +106,15 @@ type appState struct {
 	failureAttempt string
 	// applied holds the hash of each object as last applied.
 	applied map[objKey]string
+	// render is the last render of the source, reused while its key holds.
+	render *rendered
+	// compared is the last comparison of an Application without automated
+	// sync against the cluster, reused for the objects that did not move.
+	compared *comparison
+	// resourcesHash and resultsHash identify status.resources and
+	// operationState.syncResult.resources as last written: a status write
+	// leaves out a list that did not change (a merge patch keeps it).
+	resourcesHash, resultsHash string
 	// healthOnly asks the next reconcile for a status refresh only (an
 	// applied object's health changed, or it drifted without selfHeal); a
 	// trigger from Git clears it.
@@ -176,7 +190,11 @@ func (e *Engine) connect() error {
 	poller := polling.NewStatusPoller(e.client, e.mapper, polling.Options{})
 	e.rm = ssa.NewResourceManager(e.client, poller, ssa.Owner{Field: FieldManager, Group: "fjord.dev"})
 	e.rm.SetConcurrency(16)
-	e.watches = newWatcher(e.dyn, e.mapper, e.onDrift, e.log)
+	md, err := metadata.NewForConfigAndClient(cfg, httpClient)
+	if err != nil {
+		return err
+	}
+	e.watches = newWatcher(e.dyn, md, e.mapper, e.onDrift, e.log)
 	e.watches.onHealth = e.onHealth
 	return nil
 }
@@ -443,11 +461,31 @@ func (e *Engine) reconcile(ctx context.Context, name string) bool {
 	e.mu.Lock()
 	e.attempted[name] = true
 	e.mu.Unlock()
-	if err := e.writeStatus(ctx, u, out, op); err != nil {
+	if err := e.writeStatus(ctx, u, st, out, op); err != nil {
 		e.log.Error("writing Application status", "application", name, "err", err)
 		return true
 	}
+	if out.rendered >= releaseAfter {
+		e.releaseMemory()
+	}
 	return out.retry
+}
+
+// releaseAfter is the size of a render (objects) after which the engine
+// hands the memory of the fetch, the build and the apply back to the
+// kernel at once, instead of leaving the heap's high-water mark resident
+// until the scavenger gets to it.
+const releaseAfter = 200
+
+// releaseMemory runs debug.FreeOSMemory, at most once every 30 s: it is a
+// full collection of the whole server's heap.
+func (e *Engine) releaseMemory() {
+	now := time.Now().UnixNano()
+	last := e.released.Load()
+	if now-last < int64(30*time.Second) || !e.released.CompareAndSwap(last, now) {
+		return
+	}
+	debug.FreeOSMemory()
 }
 
 // sortedKeys returns the keys of m in a stable order.

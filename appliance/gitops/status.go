@@ -2,6 +2,8 @@ package gitops
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -15,7 +17,11 @@ import (
 // writeStatus records an outcome on the Application, the way Argo CD lays
 // out its status: sync, health, resources (the inventory), conditions and,
 // when an operation ran, operationState. A requested operation is cleared.
-func (e *Engine) writeStatus(ctx context.Context, u *unstructured.Unstructured, out *outcome, op map[string]any) error {
+//
+// The two lists of a thousand-object Application are most of the patch;
+// one that is the same as last written (st's hashes) is left out, and the
+// merge patch keeps what is there.
+func (e *Engine) writeStatus(ctx context.Context, u *unstructured.Unstructured, st *appState, out *outcome, op map[string]any) error {
 	now := metav1.Now().Format(time.RFC3339)
 	src, _, _ := unstructured.NestedMap(u.Object, "spec", "source")
 	dst, _, _ := unstructured.NestedMap(u.Object, "spec", "destination")
@@ -70,15 +76,46 @@ func (e *Engine) writeStatus(ctx context.Context, u *unstructured.Unstructured, 
 			"syncResult": map[string]any{"revision": out.revision, "resources": out.results, "source": src},
 		}
 	}
+	e.mu.Lock()
+	lastResources, lastResults := st.resourcesHash, st.resultsHash
+	e.mu.Unlock()
+	resourcesHash := listHash(out.resources)
+	if resourcesHash == lastResources && len(out.resources) > 0 {
+		delete(status, "resources")
+	}
+	resultsHash := ""
+	if out.operated {
+		resultsHash = listHash(out.results)
+		if resultsHash == lastResults && len(out.results) > 0 {
+			opState := status["operationState"].(map[string]any)
+			delete(opState["syncResult"].(map[string]any), "resources")
+		}
+	}
 	patch, err := json.Marshal(map[string]any{"status": status})
 	if err != nil {
 		return err
 	}
 	client := e.dyn.Resource(ApplicationGVR).Namespace(u.GetNamespace())
 	if _, err := client.Patch(ctx, u.GetName(), types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager}, "status"); err != nil {
+		e.mu.Lock()
+		st.resourcesHash, st.resultsHash = "", ""
+		e.mu.Unlock()
 		return fmt.Errorf("patching status: %w", err)
 	}
+	e.mu.Lock()
+	st.resourcesHash = resourcesHash
+	if out.operated {
+		st.resultsHash = resultsHash
+	}
+	e.mu.Unlock()
 	return nil
+}
+
+// listHash identifies a status list as it is written.
+func listHash(v any) string {
+	data, _ := json.Marshal(v)
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
 }
 
 // inventoryOf reads status.resources: what the last sync applied.

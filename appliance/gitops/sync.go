@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fluxcd/cli-utils/pkg/object"
 	"github.com/fluxcd/pkg/ssa"
 	"golang.org/x/sync/errgroup"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -48,6 +49,9 @@ type outcome struct {
 	refreshed bool
 	// attempt is revision@generation once the revision was fetched.
 	attempt string
+	// rendered is the number of objects built from Git by this reconcile
+	// (0 when the render was reused).
+	rendered int
 }
 
 type condition struct {
@@ -112,6 +116,7 @@ func (e *Engine) sync(ctx context.Context, app *Application, st *appState, opera
 	e.mu.Lock()
 	st.app = app
 	unchanged := st.attempted == attempt && !operation
+	r := st.render
 	e.mu.Unlock()
 	if unchanged {
 		// Nothing moved in Git or in the spec: refresh health and drift only.
@@ -119,33 +124,49 @@ func (e *Engine) sync(ctx context.Context, app *Application, st *appState, opera
 	}
 
 	start := time.Now()
-	art, err := e.sources.Fetch(ctx, repo, src.TargetRevision)
-	if err != nil {
-		return failed(prev, "ComparisonError", err.Error(), !source.IsTerminal(err))
-	}
-	rev = art.Revision
-	attempt = fmt.Sprintf("%s@%d", rev, app.Generation)
-	res, err := build.Build(art.Dir, src.Path, app.BuildOptions())
-	e.mu.Lock()
-	st.attempted = attempt
-	e.mu.Unlock()
-	if err != nil {
-		out := failed(prev, "ComparisonError", fmt.Sprintf("building %s at %s: %v", src.Path, short(rev), err), false)
-		out.revision = rev
-		e.event(u, true, "ComparisonError", out.conditions[0].Message)
-		return withAttempt(attempt, out)
-	}
-	objs := res.Objects
-	if err := e.normalize(app, objs); err != nil {
-		out := failed(prev, "ComparisonError", err.Error(), false)
-		out.revision = rev
-		return withAttempt(attempt, out)
+	built := 0
+	if r == nil || r.key != renderKey(rev, app) {
+		// Not rendered yet at this commit: fetch and build. A no-op resync
+		// (fjord sync, a poll of an Application without automated) skips this.
+		art, err := e.sources.Fetch(ctx, repo, src.TargetRevision)
+		if err != nil {
+			return failed(prev, "ComparisonError", err.Error(), !source.IsTerminal(err))
+		}
+		rev = art.Revision
+		attempt = fmt.Sprintf("%s@%d", rev, app.Generation)
+		res, err := build.Build(art.Dir, src.Path, buildOptions(app))
+		e.mu.Lock()
+		st.attempted = attempt
+		e.mu.Unlock()
+		if err != nil {
+			out := failed(prev, "ComparisonError", fmt.Sprintf("building %s at %s: %v", src.Path, short(rev), err), false)
+			out.revision = rev
+			e.event(u, true, "ComparisonError", out.conditions[0].Message)
+			return withAttempt(attempt, out)
+		}
+		if err := e.normalize(app, res.Objects); err != nil {
+			out := failed(prev, "ComparisonError", err.Error(), false)
+			out.revision = rev
+			return withAttempt(attempt, out)
+		}
+		r = newRendered(renderKey(rev, app), res.Objects, string(res.SourceType))
+		built = len(r.objs)
+		e.mu.Lock()
+		st.render = r
+		e.mu.Unlock()
+	} else {
+		e.mu.Lock()
+		st.attempted = attempt
+		e.mu.Unlock()
 	}
 	if !app.Automated() && !operation {
-		return withAttempt(attempt, e.compare(ctx, app, st, rev, objs, prev, string(res.SourceType)))
+		out := e.compare(ctx, app, st, rev, r, prev)
+		out.rendered = built
+		return withAttempt(attempt, out)
 	}
-	out := e.apply(ctx, app, st, rev, objs, prev, u)
-	out.sourceType = string(res.SourceType)
+	out := e.apply(ctx, app, st, rev, r, prev, u)
+	out.rendered = built
+	out.sourceType = r.sourceType
 	out.started, out.finished = start, time.Now()
 	syncDuration.WithLabelValues(app.Name).Observe(out.finished.Sub(start).Seconds())
 	return withAttempt(attempt, out)
@@ -215,7 +236,8 @@ func (e *Engine) normalize(app *Application, objs []*unstructured.Unstructured) 
 
 // apply syncs objs: a dry run of everything first (atomic: nothing is
 // written when any object is refused), then the waves in order, then prune.
-func (e *Engine) apply(ctx context.Context, app *Application, st *appState, rev string, objs []*unstructured.Unstructured, prev []resourceStatus, u *unstructured.Unstructured) *outcome {
+func (e *Engine) apply(ctx context.Context, app *Application, st *appState, rev string, r *rendered, prev []resourceStatus, u *unstructured.Unstructured) *outcome {
+	objs := r.objs
 	out := &outcome{revision: rev, operated: true, resources: prev, syncStatus: "OutOfSync"}
 	fail := func(condType, msg string) *outcome {
 		out.phase, out.message = "Failed", msg
@@ -282,10 +304,7 @@ func (e *Engine) apply(ctx context.Context, app *Application, st *appState, rev 
 	// not sent again: the watches would have seen any change to it. A no-op
 	// sync of a thousand objects is then a render and a hash, not a
 	// thousand dry runs.
-	hashes := make(map[objKey]string, len(objs))
-	for _, o := range objs {
-		hashes[keyOf(o)] = objectHash(o)
-	}
+	hashes := r.hashes
 	e.mu.Lock()
 	lastApplied, drifted := st.applied, maps.Clone(st.drifted)
 	e.mu.Unlock()
@@ -300,11 +319,12 @@ func (e *Engine) apply(ctx context.Context, app *Application, st *appState, rev 
 	}
 
 	var (
-		mu      sync.Mutex
-		refused []string
+		mu       sync.Mutex
+		refused  []string
+		verdicts = make(map[objKey]dryRun, len(toApply))
 	)
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(16)
+	g.SetLimit(applyConcurrency)
 	for _, o := range toApply {
 		ns := o.GetNamespace()
 		if ns != "" && !newNamespaces[ns] && !nsExists[ns] {
@@ -315,11 +335,14 @@ func (e *Engine) apply(ctx context.Context, app *Application, st *appState, rev 
 			continue // its namespace or CRD is created by this sync
 		}
 		g.Go(func() error {
-			if _, _, _, err := e.rm.Diff(gctx, o, ssa.DiffOptions{}); err != nil {
-				mu.Lock()
+			entry, _, _, err := e.rm.Diff(gctx, o, ssa.DiffOptions{})
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
 				refused = append(refused, fmt.Sprintf("%s: %s", keyOf(o), cleanErr(err)))
-				mu.Unlock()
+				return nil
 			}
+			verdicts[keyOf(o)] = dryRun{action: entry.Action}
 			return nil
 		})
 	}
@@ -337,20 +360,22 @@ func (e *Engine) apply(ctx context.Context, app *Application, st *appState, rev 
 			return fail("SyncError", fmt.Sprintf("creating namespace %s: %s", app.Spec.Destination.Namespace, cleanErr(err)))
 		}
 	}
+	e.mu.Lock()
+	st.compared = nil // whatever happens next, the cluster changes
+	e.mu.Unlock()
 	waves := byWave(toApply)
 	for i, wave := range waves {
-		cs, err := e.rm.ApplyAllStaged(ctx, wave, applyOpts)
-		if cs != nil {
-			for _, entry := range cs.Entries {
-				out.results = append(out.results, resourceResult{Kind: entry.ObjMetadata.GroupKind.Kind, Group: entry.ObjMetadata.GroupKind.Group,
-					Namespace: entry.ObjMetadata.Namespace, Name: entry.ObjMetadata.Name, Status: "Synced", Message: string(entry.Action), SyncPhase: "Sync"})
-			}
-		}
+		results, err := e.applyWave(ctx, wave, verdicts, applyOpts)
+		out.results = append(out.results, results...)
 		if err != nil {
 			return fail("SyncError", fmt.Sprintf("applying wave %d of %d at %s: %s", syncWave(wave[0]), len(waves), short(rev), cleanErr(err)))
 		}
 		if i < len(waves)-1 {
-			if err := e.rm.WaitForSetWithContext(ctx, cs.ToObjMetadataSet(), ssa.WaitOptions{Interval: time.Second, Timeout: e.cfg.WaveTimeout}); err != nil {
+			set := make(object.ObjMetadataSet, 0, len(wave))
+			for _, o := range wave {
+				set = append(set, object.UnstructuredToObjMetadata(o))
+			}
+			if err := e.rm.WaitForSetWithContext(ctx, set, ssa.WaitOptions{Interval: time.Second, Timeout: e.cfg.WaveTimeout}); err != nil {
 				return fail("SyncError", fmt.Sprintf("wave %d did not become healthy within %s: %s", syncWave(wave[0]), e.cfg.WaveTimeout, cleanErr(err)))
 			}
 		}
@@ -359,6 +384,7 @@ func (e *Engine) apply(ctx context.Context, app *Application, st *appState, rev 
 	e.mu.Lock()
 	st.desired, st.revision, st.generation, st.applied = newKeys, rev, app.Generation, hashes
 	st.drifted = map[objKey]bool{}
+	st.compared = nil // its verdicts are from before this apply
 	e.mu.Unlock()
 	e.watches.watch(objs)
 
@@ -457,24 +483,63 @@ func (e *Engine) healthyNow(ctx context.Context, objs []*unstructured.Unstructur
 	return true
 }
 
+// comparison is the outcome of comparing one render with the cluster.
+type comparison struct {
+	key       string
+	outOfSync map[objKey]bool
+}
+
 // compare reports, without applying, whether the cluster equals Git (for
-// Applications without automated sync).
-func (e *Engine) compare(ctx context.Context, app *Application, st *appState, rev string, objs []*unstructured.Unstructured, prev []resourceStatus, sourceType string) *outcome {
-	out := &outcome{revision: rev, sourceType: sourceType, syncStatus: "Synced"}
-	newKeys := map[objKey]bool{}
+// Applications without automated sync). Objects compared before at the same
+// render, still in the watch cache and not changed since (the watches mark
+// drift) keep their verdict; the others get a server-side dry run, several
+// at a time.
+func (e *Engine) compare(ctx context.Context, app *Application, st *appState, rev string, r *rendered, prev []resourceStatus) *outcome {
+	objs := r.objs
+	out := &outcome{revision: rev, sourceType: r.sourceType, syncStatus: "Synced"}
+	newKeys := make(map[objKey]*unstructured.Unstructured, len(objs))
 	var removed []resourceStatus
 	for _, o := range objs {
-		newKeys[keyOf(o)] = true
+		newKeys[keyOf(o)] = o
 	}
 	for _, r := range prev {
-		if !newKeys[r.key()] {
+		if _, ok := newKeys[r.key()]; !ok {
 			removed = append(removed, r)
 		}
 	}
+	e.mu.Lock()
+	last, drifted := st.compared, maps.Clone(st.drifted)
+	st.drifted = map[objKey]bool{}
+	e.mu.Unlock()
+	if last != nil && last.key != r.key {
+		last = nil
+	}
+	cmp := &comparison{key: r.key, outOfSync: map[objKey]bool{}}
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(applyConcurrency)
+	for _, o := range objs {
+		k := keyOf(o)
+		if last != nil && !drifted[k] && e.watches.cached(o) {
+			if last.outOfSync[k] {
+				cmp.outOfSync[k] = true
+			}
+			continue
+		}
+		g.Go(func() error {
+			entry, _, _, err := e.rm.Diff(gctx, o, ssa.DiffOptions{})
+			if err != nil || (entry.Action != ssa.UnchangedAction && entry.Action != ssa.SkippedAction) {
+				mu.Lock()
+				cmp.outOfSync[k] = true
+				mu.Unlock()
+			}
+			return nil
+		})
+	}
+	g.Wait()
 	out.resources, out.health, out.healthMsg = e.inventory(ctx, objs, removed)
 	for i, o := range objs {
-		entry, _, _, err := e.rm.Diff(ctx, o, ssa.DiffOptions{})
-		if err != nil || entry.Action != ssa.UnchangedAction {
+		if cmp.outOfSync[keyOf(o)] {
 			out.resources[i].Status = "OutOfSync"
 			out.syncStatus = "OutOfSync"
 		}
@@ -484,7 +549,14 @@ func (e *Engine) compare(ctx context.Context, app *Application, st *appState, re
 	}
 	e.mu.Lock()
 	st.attempted = ""
+	st.compared = cmp
+	if st.revision == "" {
+		// Never synced: watch what Git wants, so drift marks it for the next
+		// comparison instead of every object being dry-run again.
+		st.desired = newKeys
+	}
 	e.mu.Unlock()
+	e.watches.watch(objs)
 	return out
 }
 

@@ -9,10 +9,13 @@ import (
 
 	"github.com/fluxcd/pkg/ssa"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/metadata/metadatainformer"
 	"k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
@@ -22,6 +25,7 @@ import (
 // watch latency, and health is read from the cache instead of a GET each.
 type watcher struct {
 	dyn     dynamic.Interface
+	meta    metadata.Interface
 	mapper  meta.RESTMapper
 	onDrift func(u *unstructured.Unstructured, deleted bool)
 	// onHealth is called when a tracked object's health changed (a status
@@ -30,21 +34,32 @@ type watcher struct {
 	onHealth func(u *unstructured.Unstructured)
 	log      *slog.Logger
 
+	// resources caches gvr's answers (schema.GroupVersionKind →
+	// schema.GroupVersionResource).
+	resources sync.Map
+
 	mu        sync.Mutex
 	informers map[schema.GroupVersionResource]cache.SharedIndexInformer
 	stopCh    chan struct{}
 }
 
-func newWatcher(dyn dynamic.Interface, mapper meta.RESTMapper, onDrift func(*unstructured.Unstructured, bool), log *slog.Logger) *watcher {
-	return &watcher{dyn: dyn, mapper: mapper, onDrift: onDrift, log: log,
+func newWatcher(dyn dynamic.Interface, md metadata.Interface, mapper meta.RESTMapper, onDrift func(*unstructured.Unstructured, bool), log *slog.Logger) *watcher {
+	return &watcher{dyn: dyn, meta: md, mapper: mapper, onDrift: onDrift, log: log,
 		informers: map[schema.GroupVersionResource]cache.SharedIndexInformer{}, stopCh: make(chan struct{})}
 }
 
+// gvr maps a kind to its resource. Found mappings are remembered: a no-op
+// sync asks for each of its objects several times, and the REST mapper's
+// lookup is not cheap at a thousand objects.
 func (w *watcher) gvr(gvk schema.GroupVersionKind) (schema.GroupVersionResource, bool) {
+	if r, ok := w.resources.Load(gvk); ok {
+		return r.(schema.GroupVersionResource), true
+	}
 	m, err := w.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
 	if err != nil {
 		return schema.GroupVersionResource{}, false
 	}
+	w.resources.Store(gvk, m.Resource)
 	return m.Resource, true
 }
 
@@ -60,10 +75,21 @@ func (w *watcher) watch(objs []*unstructured.Unstructured) {
 		if _, ok := w.informers[gvr]; ok {
 			continue
 		}
-		inf := dynamicinformer.NewFilteredDynamicInformer(w.dyn, gvr, "", 0, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc}, nil).Informer()
-		// Health and drift need neither managedFields nor the last-applied
-		// annotation; dropping them roughly halves what a cached object costs.
-		_ = inf.SetTransform(stripForCache)
+		indexers := cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc}
+		var inf cache.SharedIndexInformer
+		if gvk := o.GroupVersionKind(); metadataOnly[gvk.GroupKind()] {
+			// Drift is seen in the metadata (resourceVersion, generation,
+			// labels, annotations) and these kinds are healthy once they
+			// exist: their content (a Secret's data) is not held at all.
+			inf = metadatainformer.NewFilteredMetadataInformer(w.meta, gvr, "", 0, indexers, nil).Informer()
+			_ = inf.SetTransform(metadataAsUnstructured(gvk))
+		} else {
+			inf = dynamicinformer.NewFilteredDynamicInformer(w.dyn, gvr, "", 0, indexers, nil).Informer()
+			// Health and drift need neither managedFields, the last-applied
+			// annotation nor a pod template; dropping them is most of what a
+			// cached object costs.
+			_ = inf.SetTransform(stripForCache)
+		}
 		inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 			UpdateFunc: func(old, obj any) {
 				o, n := old.(*unstructured.Unstructured), obj.(*unstructured.Unstructured)
@@ -94,8 +120,64 @@ func (w *watcher) watch(objs []*unstructured.Unstructured) {
 	}
 }
 
+// metadataOnly lists the kinds watched by metadata only: kstatus finds
+// them Current once they exist, whatever they hold.
+var metadataOnly = map[schema.GroupKind]bool{
+	{Kind: "ConfigMap"}:      true,
+	{Kind: "Secret"}:         true,
+	{Kind: "ServiceAccount"}: true,
+	{Group: "rbac.authorization.k8s.io", Kind: "Role"}:               true,
+	{Group: "rbac.authorization.k8s.io", Kind: "RoleBinding"}:        true,
+	{Group: "rbac.authorization.k8s.io", Kind: "ClusterRole"}:        true,
+	{Group: "rbac.authorization.k8s.io", Kind: "ClusterRoleBinding"}: true,
+	{Group: "networking.k8s.io", Kind: "NetworkPolicy"}:              true,
+}
+
+// podTemplateKinds lists the kinds whose spec.template kstatus does not read
+// (it reads replicas, strategy, status and conditions).
+var podTemplateKinds = map[schema.GroupKind]bool{
+	{Group: "apps", Kind: "Deployment"}:  true,
+	{Group: "apps", Kind: "StatefulSet"}: true,
+	{Group: "apps", Kind: "DaemonSet"}:   true,
+	{Group: "apps", Kind: "ReplicaSet"}:  true,
+	{Group: "batch", Kind: "Job"}:        true,
+}
+
+// metadataAsUnstructured turns what a metadata informer lists into the
+// unstructured objects the rest of the engine reads: kind, name, labels,
+// annotations, versions; no managedFields.
+func metadataAsUnstructured(gvk schema.GroupVersionKind) cache.TransformFunc {
+	return func(obj any) (any, error) {
+		m, ok := obj.(*metav1.PartialObjectMetadata)
+		if !ok {
+			return obj, nil
+		}
+		u := &unstructured.Unstructured{Object: map[string]any{}}
+		u.SetGroupVersionKind(gvk)
+		u.SetNamespace(m.Namespace)
+		u.SetName(m.Name)
+		u.SetUID(m.UID)
+		u.SetResourceVersion(m.ResourceVersion)
+		u.SetGeneration(m.Generation)
+		u.SetLabels(m.Labels)
+		ann := m.Annotations
+		if _, ok := ann["kubectl.kubernetes.io/last-applied-configuration"]; ok {
+			ann = maps.Clone(ann)
+			delete(ann, "kubectl.kubernetes.io/last-applied-configuration")
+		}
+		u.SetAnnotations(ann)
+		if m.DeletionTimestamp != nil {
+			u.SetDeletionTimestamp(m.DeletionTimestamp)
+		}
+		return u, nil
+	}
+}
+
 func stripForCache(obj any) (any, error) {
 	if u, ok := obj.(*unstructured.Unstructured); ok {
+		if podTemplateKinds[u.GroupVersionKind().GroupKind()] {
+			unstructured.RemoveNestedField(u.Object, "spec", "template")
+		}
 		u.SetManagedFields(nil)
 		if ann := u.GetAnnotations(); ann != nil {
 			if _, ok := ann["kubectl.kubernetes.io/last-applied-configuration"]; ok {
@@ -210,20 +292,13 @@ func (e *Engine) onDrift(u *unstructured.Unstructured, deleted bool) {
 	}
 	k := keyOf(u)
 	_, ours := st.desired[k]
-	heal := st.app.SelfHeal()
-	if ours && !heal {
-		st.drifted[k] = true
-		st.healthOnly = true // marking OutOfSync needs no Git
-	}
 	e.mu.Unlock()
-	if !ours {
-		return
-	}
-	if heal {
+	if ours {
+		// Reverted (selfHeal) or, without selfHeal, dry-run to tell a real
+		// change from one that is not (a controller's annotation, our own
+		// apply seen by a watch that was open before it).
 		e.heals.Add(healKey{app: name, obj: k})
-		return
 	}
-	e.queue.AddAfter(name, 500*time.Millisecond) // refresh status: OutOfSync
 }
 
 // onHealth refreshes the status of the Application tracking u, so health
@@ -263,25 +338,64 @@ func (e *Engine) heal(ctx context.Context, k healKey) (retry bool) {
 	e.mu.Lock()
 	st := e.states[k.app]
 	var desired *unstructured.Unstructured
-	if st != nil && !st.syncing && st.app != nil && st.app.SelfHeal() {
-		desired = st.desired[k.obj]
+	selfHeal := false
+	if st != nil && !st.syncing && st.app != nil {
+		desired, selfHeal = st.desired[k.obj], st.app.SelfHeal()
 	}
 	e.mu.Unlock()
 	if desired == nil {
 		return false
 	}
-	opts := ssa.DefaultApplyOptions()
-	entry, err := e.rm.Apply(ctx, desired.DeepCopy(), opts)
-	if err != nil {
+	if !selfHeal {
+		return e.markDrift(ctx, st, k, desired)
+	}
+	// One server-side apply, no GET and dry run first (ssa's Apply makes
+	// three round trips): the watch already said the object changed, and
+	// the resourceVersion the server answers with says whether it had to.
+	before := e.watches.get(ctx, e.client, desired)
+	obj := desired.DeepCopy()
+	if err := e.client.Patch(ctx, obj, client.Apply, client.ForceOwnership, client.FieldOwner(FieldManager)); err != nil {
 		e.log.Warn("reverting drift failed", "application", k.app, "object", k.obj.String(), "err", cleanErr(err))
 		return true
 	}
-	if entry.Action != ssa.UnchangedAction {
+	action := ssa.UnchangedAction
+	switch {
+	case before == nil:
+		action = ssa.CreatedAction
+	case obj.GetResourceVersion() != before.GetResourceVersion():
+		action = ssa.ConfiguredAction
+	}
+	if action != ssa.UnchangedAction {
 		driftCorrections.WithLabelValues(k.app).Inc()
-		e.log.Info("reverted drift", "application", k.app, "object", k.obj.String(), "action", string(entry.Action))
+		e.log.Info("reverted drift", "application", k.app, "object", k.obj.String(), "action", string(action))
 		if obj, ok, _ := e.apps.GetStore().GetByKey(e.cfg.Namespace + "/" + k.app); ok {
 			e.event(obj.(*unstructured.Unstructured), false, "DriftReverted", "reverted a change to "+k.obj.String())
 		}
 	}
 	return false
+}
+
+// markDrift dry-runs the desired state of a changed object of an
+// Application without selfHeal: when the cluster differs from it, the
+// object is marked drifted (the Application shows OutOfSync); when it is
+// the same again (changed back by hand), the mark goes. Either change asks
+// for a status refresh, which needs no Git.
+func (e *Engine) markDrift(ctx context.Context, st *appState, k healKey, desired *unstructured.Unstructured) (retry bool) {
+	entry, _, _, err := e.rm.Diff(ctx, desired.DeepCopy(), ssa.DiffOptions{})
+	changed := err != nil || (entry.Action != ssa.UnchangedAction && entry.Action != ssa.SkippedAction)
+	e.mu.Lock()
+	was := st.drifted[k.obj]
+	if changed {
+		st.drifted[k.obj] = true
+	} else {
+		delete(st.drifted, k.obj)
+	}
+	if changed != was {
+		st.healthOnly = true
+	}
+	e.mu.Unlock()
+	if changed != was {
+		e.queue.AddAfter(k.app, 200*time.Millisecond)
+	}
+	return err != nil
 }

@@ -30,7 +30,23 @@ var Version = "dev"
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	app := &cli.App{
+	app := newApp()
+	if err := app.RunContext(ctx, interspersed(app, os.Args)); err != nil {
+		var exit cli.ExitCoder
+		if errors.As(err, &exit) {
+			if msg := exit.Error(); msg != "" {
+				fmt.Fprintln(os.Stderr, "fjord:", msg)
+			}
+			os.Exit(exit.ExitCode())
+		}
+		fmt.Fprintln(os.Stderr, "fjord:", err)
+		os.Exit(1)
+	}
+}
+
+// newApp returns the command line: every command, none of them run yet.
+func newApp() *cli.App {
+	return &cli.App{
 		Name:  "fjord",
 		Usage: "a single-node Kubernetes cluster whose state is what is in Git",
 		Commands: []*cli.Command{
@@ -58,17 +74,6 @@ func main() {
 		},
 		HideHelpCommand: true,
 	}
-	if err := app.RunContext(ctx, os.Args); err != nil {
-		var exit cli.ExitCoder
-		if errors.As(err, &exit) {
-			if msg := exit.Error(); msg != "" {
-				fmt.Fprintln(os.Stderr, "fjord:", msg)
-			}
-			os.Exit(exit.ExitCode())
-		}
-		fmt.Fprintln(os.Stderr, "fjord:", err)
-		os.Exit(1)
-	}
 }
 
 // usage explains the server's configuration keys; every key is also a flag
@@ -82,6 +87,7 @@ var usage = map[string]string{
 	"disable-agent":                "run the control plane only, without the node agent",
 	"log-format":                   "log format: text or json (text goes to the systemd journal with a field per attribute when run by systemd)",
 	"log-level":                    "log level: debug, info, warn or error",
+	"debug-listen":                 "address (host:port, loopback) of a net/http/pprof listener for profiling; empty: off",
 	"datastore-endpoint":           "empty for embedded etcd, or sqlite://PATH, postgres://…, mysql://…, https://ETCD[,…]",
 	"datastore-cafile":             "CA certificate for the datastore's TLS",
 	"datastore-certfile":           "client certificate for the datastore",

@@ -37,6 +37,10 @@ type Options struct {
 	// set): the path must hold one, and it is rendered even beside a
 	// kustomization, which otherwise wins as in Argo CD's discovery.
 	HelmSource bool
+	// ObjectsOnly leaves Result.YAML of a kustomization empty: printing the
+	// stream is about half of what a build of a thousand objects allocates,
+	// and the engine reads only the objects.
+	ObjectsOnly bool
 }
 
 // SourceType says how a path was rendered, with Argo CD's names.
@@ -146,7 +150,7 @@ func Build(repoRoot, path string, opts Options) (*Result, error) {
 	case !opts.Kustomize.empty() && kustomizationFile(dir) == "":
 		return nil, &PathError{Path: path, Reason: "holds no kustomization, but spec.source.kustomize is set"}
 	case kustomizationFile(dir) != "":
-		return buildKustomization(root, dir, rel, opts.Kustomize)
+		return buildKustomization(root, dir, rel, opts.Kustomize, opts.ObjectsOnly)
 	case isChart(dir):
 		return buildChart(root, dir, rel, helm)
 	}

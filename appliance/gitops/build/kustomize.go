@@ -26,7 +26,7 @@ var kustomizeMu sync.Mutex
 
 // buildKustomization runs kustomize on dir the way `kubectl kustomize dir`
 // does, on a filesystem confined to the repository.
-func buildKustomization(root, dir, rel string, edit *KustomizeOptions) (*Result, error) {
+func buildKustomization(root, dir, rel string, edit *KustomizeOptions, objectsOnly bool) (*Result, error) {
 	kerr := func(err error) error {
 		return &KustomizeError{Path: rel, Reason: stripRoot(err.Error(), root)}
 	}
@@ -60,9 +60,11 @@ func buildKustomization(root, dir, rel string, edit *KustomizeOptions) (*Result,
 	if err != nil {
 		return nil, kerr(err)
 	}
-	y, err := m.AsYaml()
-	if err != nil {
-		return nil, kerr(err)
+	var y []byte
+	if !objectsOnly {
+		if y, err = m.AsYaml(); err != nil {
+			return nil, kerr(err)
+		}
 	}
 	var objs []*unstructured.Unstructured
 	for _, res := range m.Resources() {

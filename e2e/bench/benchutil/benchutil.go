@@ -63,6 +63,19 @@ func MemMiB(pid int) (rss, hwm float64) {
 	return rss, hwm
 }
 
+// AnonMiB returns RssAnon of pid in MiB: the resident memory that is the
+// process's own (heap, stacks), without the mapped binary and files.
+func AnonMiB(pid int) float64 {
+	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for _, line := range strings.Split(string(data), "\n") {
+		if k, v, _ := strings.Cut(line, ":"); k == "RssAnon" {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
 // LoadAvg returns the 1, 5 and 15 minute load averages as printed by the kernel.
 func LoadAvg() string {
 	data, _ := os.ReadFile("/proc/loadavg")

@@ -74,6 +74,8 @@ func main() {
 	noopRuns := flag.Int("noop-runs", 5, "no-op syncs and no-op kubectl applies (median)")
 	pushRuns := flag.Int("push-runs", 3, "commits per trigger kind (median)")
 	kubectlNoop := flag.Int("kubectl-noop-runs", 1, "no-op kubectl applies (median)")
+	baseline := flag.Bool("baseline", true, "start server B (--gitops.disable, the same objects by kubectl) for the RSS the engine adds, and for Flux")
+	withKubectl := flag.Bool("kubectl", true, "measure kubectl apply on server A (false: the GitOps measures only, for large N)")
 	kubectlOnB := flag.Bool("kubectl-on-b", true, "repeat the kubectl apply/delete on the --gitops.disable server too, so both servers saw the same history")
 	flag.DurationVar(&syncTimeout, "sync-timeout", 10*time.Minute, "longest wait for one sync (fjord sync --timeout, operation field, push)")
 	driftTries := flag.Int("drift-tries", 20, "scale drifts to revert")
@@ -81,9 +83,18 @@ func main() {
 	settle := flag.Duration("settle", 30*time.Second, "idle time before reading RSS")
 	flux := flag.String("flux", "", "flux-bench.sh to run against the --gitops.disable server (empty: skip Flux)")
 	flag.StringVar(&keepLogs, "logs", "", "directory to copy each server's log into before its data dir is removed")
+	profile := flag.String("profile", "", "only profile: start server A with --debug-listen, write CPU and heap profiles of the first sync and of no-op syncs into this directory, print nothing else")
+	profileSeconds := flag.Int("profile-seconds", 20, "length of each CPU profile with -profile")
 	flag.Parse()
 
-	b := &bench{bin: *bin, n: *n, kubectlNoop: *kubectlNoop, kubectlOnB: *kubectlOnB}
+	b := &bench{bin: *bin, n: *n, kubectlNoop: *kubectlNoop, kubectlOnB: *kubectlOnB && *withKubectl, kubectl: *withKubectl, baseline: *baseline}
+	if *profile != "" {
+		if err := b.profile(*profile, *profileSeconds); err != nil {
+			fmt.Fprintln(os.Stderr, "gitops bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	b.machine, b.loadStart = benchutil.Machine(), benchutil.LoadAvg()
 	res, err := b.run(*noopRuns, *pushRuns, *driftTries, *pollInterval, *settle, *flux)
 	b.loadEnd = benchutil.LoadAvg()
@@ -97,31 +108,39 @@ func main() {
 type bench struct {
 	bin                         string
 	n, kubectlNoop              int
-	kubectlOnB                  bool
+	kubectlOnB, kubectl         bool
+	baseline                    bool
 	machine, loadStart, loadEnd string
 }
 
 // results holds every measure in seconds (RSS in MiB); slices keep each run.
 type results struct {
-	n                    int
-	trigger              string // "webhook" or "fjord sync"
-	pollInterval         time.Duration
-	kubectlFirst         float64
-	kubectlNoop          []float64
-	kubectlFirstB        float64
-	kubectlNoopB         []float64
-	firstSync            float64
-	firstSyncLog         float64 // Application applied → "synced" log line
-	noopCLI, noopEngine  []float64
-	noopRequests         string
-	cliStart             float64
-	pushNow, pushPoll    []float64
-	drift                []float64
-	rssGitops, hwmGitops float64
-	rssPlain, hwmPlain   float64
-	flux                 map[string]float64
-	fluxOut              string
-	syncLines            []string
+	n                     int
+	trigger               string // "webhook" or "fjord sync"
+	pollInterval          time.Duration
+	kubectlFirst          float64
+	kubectlNoop           []float64
+	kubectlFirstB         float64
+	kubectlNoopB          []float64
+	firstSync             float64
+	firstSyncLog          float64 // Application applied → "synced" log line
+	noopCLI, noopEngine   []float64
+	noopRequests          string
+	cliStart              float64
+	pushNow, pushPoll     []float64
+	drift                 []float64
+	rssGitops, hwmGitops  float64
+	rssPlain, hwmPlain    float64
+	anonGitops, anonPlain float64
+	// idleAnon and idleRSS are server A's just before the Application is
+	// applied; peakAnon and peakRSS the most seen during its first sync
+	// (sampled every 50 ms).
+	idleAnon, idleRSS, peakAnon, peakRSS float64
+	// after60Anon and after60RSS are server A's 60 s after the first sync.
+	after60Anon, after60RSS float64
+	flux                    map[string]float64
+	fluxOut                 string
+	syncLines               []string
 }
 
 func (b *bench) run(noopRuns, pushRuns, driftTries int, pollInterval, settle time.Duration, fluxScript string) (*results, error) {
@@ -163,8 +182,10 @@ func (b *bench) run(noopRuns, pushRuns, driftTries int, pollInterval, settle tim
 	defer a.stop()
 	step("server A (GitOps on, trigger %s) ready; load %s", r.trigger, benchutil.LoadAvg())
 
-	if r.kubectlFirst, r.kubectlNoop, err = a.kubectlPhase(kubectlYAML, b.n, b.kubectlNoop); err != nil {
-		return nil, err
+	if b.kubectl {
+		if r.kubectlFirst, r.kubectlNoop, err = a.kubectlPhase(kubectlYAML, b.n, b.kubectlNoop); err != nil {
+			return nil, err
+		}
 	}
 	if err := repo.init(b.n); err != nil {
 		return nil, err
@@ -175,6 +196,23 @@ func (b *bench) run(noopRuns, pushRuns, driftTries int, pollInterval, settle tim
 	os.WriteFile(appFile, []byte(application(repo.url())), 0o644)
 	head := repo.head()
 	logMark := a.logSize()
+	pid := a.cmd.Process.Pid
+	r.idleRSS, _ = benchutil.MemMiB(pid)
+	r.idleAnon = benchutil.AnonMiB(pid)
+	sampling := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			rss, _ := benchutil.MemMiB(pid)
+			r.peakRSS, r.peakAnon = max(r.peakRSS, rss), max(r.peakAnon, benchutil.AnonMiB(pid))
+			select {
+			case <-sampling:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
 	t0 := time.Now()
 	if out, err := a.kubectl("apply", "-f", appFile); err != nil {
 		return nil, fmt.Errorf("applying the Application: %v: %s", err, out)
@@ -185,10 +223,17 @@ func (b *bench) run(noopRuns, pushRuns, driftTries int, pollInterval, settle tim
 		return nil, err
 	}
 	r.firstSync = time.Since(t0).Seconds()
+	close(sampling)
+	<-sampled
+	synced := time.Now()
 	if ts := a.logTimes(logMark, `msg=synced`); len(ts) > 0 {
 		r.firstSyncLog = ts[0].Sub(t0).Seconds()
 	}
-	step("first sync of %d objects: %.2fs (log line 'synced' after %.2fs)", b.n, r.firstSync, r.firstSyncLog)
+	step("first sync of %d objects: %.2fs (log line 'synced' after %.2fs); RSS %.0f → peak %.0f MiB, RssAnon %.0f → peak %.0f MiB", b.n, r.firstSync, r.firstSyncLog, r.idleRSS, r.peakRSS, r.idleAnon, r.peakAnon)
+	time.Sleep(time.Until(synced.Add(60 * time.Second)))
+	r.after60RSS, _ = benchutil.MemMiB(pid)
+	r.after60Anon = benchutil.AnonMiB(pid)
+	step("60 s after the first sync: RSS %.0f MiB, RssAnon %.0f MiB", r.after60RSS, r.after60Anon)
 
 	// No-op resync, through the CLI (what an operator types) and through the
 	// operation field directly (the engine's own time, without process start
@@ -287,9 +332,13 @@ func (b *bench) run(noopRuns, pushRuns, driftTries int, pollInterval, settle tim
 	r.syncLines = a.logLines(0, `msg=synced`)
 	time.Sleep(settle)
 	r.rssGitops, r.hwmGitops = benchutil.MemMiB(a.cmd.Process.Pid)
+	r.anonGitops = benchutil.AnonMiB(a.cmd.Process.Pid)
 	step("server A RSS %.0f MiB (peak %.0f) with %d objects under management", r.rssGitops, r.hwmGitops, b.n)
 	a.stop()
 
+	if !b.baseline {
+		return r, nil
+	}
 	// ---- server B: the same without the engine.
 	s, err := startServer(b.bin, false, "--gitops.disable")
 	if err != nil {
@@ -307,6 +356,7 @@ func (b *bench) run(noopRuns, pushRuns, driftTries int, pollInterval, settle tim
 	}
 	time.Sleep(settle)
 	r.rssPlain, r.hwmPlain = benchutil.MemMiB(s.cmd.Process.Pid)
+	r.anonPlain = benchutil.AnonMiB(s.cmd.Process.Pid)
 	step("server B RSS %.0f MiB (peak %.0f) with the same %d objects applied by kubectl", r.rssPlain, r.hwmPlain, b.n)
 
 	if fluxScript != "" {
@@ -353,6 +403,7 @@ func startServer(bin string, gitops bool, extra ...string) (*server, error) {
 	args := append([]string{"server", "--disable-agent", "--data-dir", dir, "--fsync-gate=off",
 		"--https-listen-port", strconv.Itoa(benchutil.FreePort()), "--etcd-client-port", strconv.Itoa(benchutil.FreePort()),
 		"--etcd-peer-port", strconv.Itoa(benchutil.FreePort()), "--kube-controller-manager-port=0", "--kube-scheduler-port=0",
+		"--sealing.port", strconv.Itoa(benchutil.FreePort()),
 		"--config", filepath.Join(dir, "none.yaml")}, extra...)
 	log, err := os.Create(s.logPath)
 	if err != nil {
@@ -862,10 +913,20 @@ func (r *results) print(b *bench) {
 	fmt.Println("|---|---|---|")
 	fmt.Printf("| push → applied, %s (median of %d) | %.2f s (%s) | |\n", r.trigger, len(r.pushNow), benchutil.Median(r.pushNow), fmtList(r.pushNow))
 	fmt.Printf("| push → applied, polling every %s (median of %d) | %.2f s (%s) | ≤ %.0f s |\n", r.pollInterval, len(r.pushPoll), benchutil.Median(r.pushPoll), fmtList(r.pushPoll), r.pollInterval.Seconds()+1)
-	fmt.Printf("| `scale` drift → reverted (%d tries) | p50 %.3f s, p95 %.3f s, max %.3f s | p95 ≤ 1 s |\n", len(r.drift), benchutil.Percentile(r.drift, 50), benchutil.Percentile(r.drift, 95), slices.Max(r.drift))
+	fmt.Printf("| `scale` drift → reverted (%d tries) | p50 %.3f s, p95 %.3f s, max %.3f s | p95 ≤ 0.1 s |\n", len(r.drift), benchutil.Percentile(r.drift, 50), benchutil.Percentile(r.drift, 95), slices.Max(r.drift))
 	fmt.Printf("| RSS with N objects, engine on (server A) | %.0f MiB (peak %.0f) | |\n", r.rssGitops, r.hwmGitops)
-	fmt.Printf("| RSS with N objects by kubectl, --gitops.disable (server B) | %.0f MiB (peak %.0f) | |\n", r.rssPlain, r.hwmPlain)
-	fmt.Printf("| RSS the engine adds (A − B) | %.0f MiB | |\n", r.rssGitops-r.rssPlain)
+	if r.rssPlain > 0 {
+		fmt.Printf("| RSS with N objects by kubectl, --gitops.disable (server B) | %.0f MiB (peak %.0f) | |\n", r.rssPlain, r.hwmPlain)
+		fmt.Printf("| RSS the engine adds (A − B) | %.0f MiB (RssAnon %.0f − %.0f = %.0f MiB) | ≤ 60 MiB |\n", r.rssGitops-r.rssPlain, r.anonGitops, r.anonPlain, r.anonGitops-r.anonPlain)
+		fmt.Printf("| RSS of A 60 s after the first sync, and what it adds to B | %.0f MiB, +%.0f MiB (RssAnon %.0f, +%.0f MiB) | ≤ +60 MiB |\n", r.after60RSS, r.after60RSS-r.rssPlain, r.after60Anon, r.after60Anon-r.anonPlain)
+	} else {
+		fmt.Printf("| RSS of A 60 s after the first sync (no server B: -baseline=false) | %.0f MiB (RssAnon %.0f) | |\n", r.after60RSS, r.after60Anon)
+	}
+	fmt.Printf("| RSS peak during the first sync over A idle before it | %.0f → %.0f MiB, +%.0f MiB (RssAnon %.0f → %.0f, +%.0f MiB) | ≤ +150 MiB |\n", r.idleRSS, r.peakRSS, r.peakRSS-r.idleRSS, r.idleAnon, r.peakAnon, r.peakAnon-r.idleAnon)
+	fmt.Printf("| time per object: first sync, no-op (engine) | %.2f ms, %.3f ms | |\n", 1000*r.firstSync/float64(r.n), 1000*benchutil.Median(r.noopEngine)/float64(r.n))
+	if r.flux == nil {
+		fmt.Println("\nFlux: not run (build it with ../shared/bench/flux/flux-build.sh, then pass -flux ../shared/bench/flux/flux-bench.sh).")
+	}
 	if r.flux != nil {
 		f := r.flux
 		fmt.Println("\n| measure | Fjord | Flux v1.9.6 (source- + kustomize-controller) | Flux ÷ Fjord |")

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/fjord-dev/fjord/e2e/bench/benchutil"
+)
+
+// profile starts server A with its pprof listener and writes, into dir:
+// first-sync.cpu.pprof (CPU while the Application's first sync runs),
+// first-sync.heap.pprof (in-use heap right after it), noop.cpu.pprof (CPU
+// while no-op syncs are requested one after the other) and noop.heap.pprof.
+// The profiles are of the whole server: filter on appliance/gitops to see
+// the engine's share.
+func (b *bench) profile(dir string, seconds int) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	work, err := os.MkdirTemp("/var/tmp", "fjord-gitops-profile-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	debug := fmt.Sprintf("127.0.0.1:%d", benchutil.FreePort())
+	a, err := startServer(b.bin, true, "--gitops.poll-interval", "10m", "--debug-listen", debug)
+	if err != nil {
+		return err
+	}
+	defer a.stop()
+	repo := &gitRepo{dir: filepath.Join(work, "repo")}
+	if err := repo.init(b.n); err != nil {
+		return err
+	}
+	fetch := func(path, file string) error {
+		resp, err := http.Get("http://" + debug + path)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s: %s", path, resp.Status)
+		}
+		f, err := os.Create(filepath.Join(dir, file))
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = io.Copy(f, resp.Body)
+		return err
+	}
+	cpu := func(file string) chan error {
+		done := make(chan error, 1)
+		go func() { done <- fetch("/debug/pprof/profile?seconds="+strconv.Itoa(seconds), file) }()
+		time.Sleep(200 * time.Millisecond) // the profile has started
+		return done
+	}
+
+	appFile := filepath.Join(work, "app.yaml")
+	os.WriteFile(appFile, []byte(application(repo.url())), 0o644)
+	head := repo.head()
+	prof := cpu("first-sync.cpu.pprof")
+	t0 := time.Now()
+	if out, err := a.kubectl("apply", "-f", appFile); err != nil {
+		return fmt.Errorf("applying the Application: %v: %s", err, out)
+	}
+	if err := a.waitFor(15*time.Minute, "first sync", func(ctx context.Context) bool {
+		return a.appSynced(ctx, head) && a.countAll(ctx, gitopsNS) == b.n
+	}); err != nil {
+		return err
+	}
+	step("first sync of %d objects: %.2fs", b.n, time.Since(t0).Seconds())
+	if err := fetch("/debug/pprof/heap", "first-sync.heap.pprof"); err != nil {
+		return err
+	}
+	if err := <-prof; err != nil {
+		return err
+	}
+	prof = cpu("noop.cpu.pprof")
+	end := time.Now().Add(time.Duration(seconds) * time.Second)
+	for i := 0; time.Now().Before(end); i++ {
+		d, err := a.operate()
+		if err != nil {
+			return err
+		}
+		step("no-op %d: %.2fs", i+1, d)
+	}
+	if err := <-prof; err != nil {
+		return err
+	}
+	if err := fetch("/debug/pprof/heap", "noop.heap.pprof"); err != nil {
+		return err
+	}
+	rss, hwm := benchutil.MemMiB(a.cmd.Process.Pid)
+	step("server RSS %.0f MiB, peak %.0f MiB; profiles in %s", rss, hwm, dir)
+	return nil
+}

@@ -157,6 +157,15 @@ func TestUpWithNode(t *testing.T) {
 			}
 			return nil
 		})
+		// The controller-manager makes the namespace's default
+		// ServiceAccount shortly after start; pods are refused until then.
+		eventually(t, time.Minute, "the default ServiceAccount", func() error {
+			out, err := kubectl("get", "serviceaccount", "default")
+			if err != nil {
+				return fmt.Errorf("%v %s", err, out)
+			}
+			return nil
+		})
 		if out, err := kubectl("run", "hello", "--image", image, "--restart", "Never", "--", "sh", "-c", "echo hello from fjord up"); err != nil {
 			t.Fatalf("kubectl run: %v\n%s", err, out)
 		}

@@ -147,8 +147,6 @@ func ParseApplication(u *unstructured.Unstructured) (*Application, error) {
 	return app, nil
 }
 
-func parseApplication(u *unstructured.Unstructured) (*Application, error) { return ParseApplication(u) }
-
 // BuildOptions are how the build stage renders the Application's source:
 // directory.recurse, and a Helm chart with Argo CD's defaults (the release
 // named after the Application, in its destination namespace, Fjord's
@@ -261,8 +259,9 @@ func (a *Application) SyncOption(name string) bool {
 	return false
 }
 
-// validate returns why Fjord cannot sync the Application, or nil.
-func (a *Application) validate() error {
+// Validate returns why Fjord cannot sync the Application, or nil: each
+// problem names the field.
+func (a *Application) Validate() error {
 	var errs []error
 	if p := a.Spec.Project; p != "" && p != "default" {
 		errs = append(errs, fmt.Errorf("spec.project %q: AppProjects are not supported yet; use project \"default\"", p))
@@ -287,10 +286,6 @@ func (a *Application) validate() error {
 	}
 	return errors.Join(errs...)
 }
-
-// Validate returns why Fjord cannot sync the Application, or nil: each
-// problem names the field.
-func (a *Application) Validate() error { return a.validate() }
 
 // supportedFields are the parts of Argo CD's Application spec Fjord acts on,
 // by path; true means every field below is supported too. A field set

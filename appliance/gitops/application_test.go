@@ -35,11 +35,11 @@ spec:
 `
 
 func TestParseApplication(t *testing.T) {
-	app, err := parseApplication(mustUnstructured(t, guideApp))
+	app, err := ParseApplication(mustUnstructured(t, guideApp))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := app.validate(); err != nil {
+	if err := app.Validate(); err != nil {
 		t.Fatalf("the guide's Application is invalid: %v", err)
 	}
 	if !app.Automated() || !app.Prune() || !app.SelfHeal() || app.AllowEmpty() {
@@ -85,11 +85,11 @@ func TestValidateRefusesWhatFjordCannotSync(t *testing.T) {
 				}
 				spec[k] = v
 			}
-			app, err := parseApplication(u)
+			app, err := ParseApplication(u)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := app.validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			if err := app.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("got %v, want %q", err, tc.want)
 			}
 		})
@@ -101,8 +101,8 @@ func TestValidateRefusesWhatFjordCannotSync(t *testing.T) {
 		spec["info"] = []any{map[string]any{"name": "owner", "value": "payments"}}
 		spec["source"].(map[string]any)["kustomize"] = map[string]any{}
 		spec["syncPolicy"].(map[string]any)["retry"] = map[string]any{"limit": int64(5)}
-		app, _ := parseApplication(u)
-		if err := app.validate(); err != nil {
+		app, _ := ParseApplication(u)
+		if err := app.Validate(); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -110,8 +110,8 @@ func TestValidateRefusesWhatFjordCannotSync(t *testing.T) {
 		u := mustUnstructured(t, guideApp)
 		u.Object["spec"].(map[string]any)["source"].(map[string]any)["helm"] = map[string]any{
 			"valueFiles": []any{"values-prod.yaml"}, "parameters": []any{map[string]any{"name": "a", "value": "1", "forceString": true}}}
-		app, _ := parseApplication(u)
-		if err := app.validate(); err != nil {
+		app, _ := ParseApplication(u)
+		if err := app.Validate(); err != nil {
 			t.Fatal(err)
 		}
 		o := app.BuildOptions()
@@ -122,8 +122,8 @@ func TestValidateRefusesWhatFjordCannotSync(t *testing.T) {
 	t.Run("accepts name: in-cluster", func(t *testing.T) {
 		u := mustUnstructured(t, guideApp)
 		u.Object["spec"].(map[string]any)["destination"] = map[string]any{"name": "in-cluster", "namespace": "x"}
-		app, _ := parseApplication(u)
-		if err := app.validate(); err != nil {
+		app, _ := ParseApplication(u)
+		if err := app.Validate(); err != nil {
 			t.Fatal(err)
 		}
 	})

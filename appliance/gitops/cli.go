@@ -167,11 +167,11 @@ func (c *Client) Diff(ctx context.Context, name string, w io.Writer) (bool, erro
 	if err != nil {
 		return false, fmt.Errorf("reading application %s: %w", name, err)
 	}
-	app, err := parseApplication(u)
+	app, err := ParseApplication(u)
 	if err != nil {
 		return false, err
 	}
-	if err := app.validate(); err != nil {
+	if err := app.Validate(); err != nil {
 		return false, err
 	}
 	tmp, err := os.MkdirTemp("", "fjord-diff-")

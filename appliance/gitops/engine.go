@@ -426,7 +426,7 @@ func (e *Engine) reconcile(ctx context.Context, name string) bool {
 		return false
 	}
 	u := obj.(*unstructured.Unstructured).DeepCopy()
-	app, err := parseApplication(u)
+	app, err := ParseApplication(u)
 	st := e.state(name)
 	// A requested operation (fjord sync, Argo CD's operation field) is taken
 	// off the Application before the sync runs, so the status writes that

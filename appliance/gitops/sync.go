@@ -87,7 +87,7 @@ func failed(prev []resourceStatus, condType, msg string, retry bool) *outcome {
 // is applied or pruned unless every earlier stage succeeded.
 func (e *Engine) sync(ctx context.Context, app *Application, st *appState, operation bool, u *unstructured.Unstructured) *outcome {
 	prev := inventoryOf(u)
-	if err := app.validate(); err != nil {
+	if err := app.Validate(); err != nil {
 		return failed(prev, "InvalidSpecError", err.Error(), false)
 	}
 	src := app.Spec.Source

@@ -45,6 +45,7 @@ E2E_NODE_PACKAGES := debootstrap systemd-container openssh-server git iptables u
 all: build
 
 build: images/embedded/pause.tar $(SHIM) $(CONTAINERD)
+	cd $(NODEBIN) && sha256sum containerd containerd-shim-runc-v2 > SHA256SUMS
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/fjord
 
 # containerd and its runc shim, embedded in fjord and extracted at start:
@@ -180,4 +181,4 @@ compat:
 	cd e2e/sealcompat && $(GO) vet ./... && $(GO) test ./...
 
 clean:
-	rm -rf bin e2e.log e2e-nodes.log images/embedded/pause.tar $(SHIM) $(CONTAINERD)
+	rm -rf bin e2e.log e2e-nodes.log images/embedded/pause.tar $(SHIM) $(CONTAINERD) $(NODEBIN)/SHA256SUMS

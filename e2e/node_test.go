@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"net"
@@ -311,6 +312,64 @@ func TestNodeRunsTheGatewayFromGit(t *testing.T) {
 		eventually(t, time.Minute, "the LoadBalancer", func() error {
 			_, err := httpGet("http://" + net.JoinHostPort(nodeIP, strconv.Itoa(lbPort)) + "/")
 			return err
+		})
+	})
+
+	t.Run("traffic from a pod leaves the node with the node's address", func(t *testing.T) {
+		// A stand-in for a machine outside the node: a network namespace at
+		// the end of a veth pair, routed by the host like any other link.
+		const ns, hostIP, outIP = "fjord-e2e-outside", "198.51.100.1", "198.51.100.2"
+		ip := func(args ...string) {
+			t.Helper()
+			if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+				t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+			}
+		}
+		_ = exec.Command("ip", "netns", "del", ns).Run()
+		ip("netns", "add", ns)
+		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
+		ip("link", "add", "e2eout0", "type", "veth", "peer", "name", "eth0", "netns", ns)
+		ip("addr", "add", hostIP+"/30", "dev", "e2eout0")
+		ip("link", "set", "e2eout0", "up")
+		ip("-n", ns, "addr", "add", outIP+"/30", "dev", "eth0")
+		ip("-n", ns, "link", "set", "eth0", "up")
+		// The outside machine prints the address each connection comes from.
+		listener := exec.Command("ip", "netns", "exec", ns, "python3", "-u", "-c", `
+import socket
+s = socket.socket()
+s.bind(("`+outIP+`", 8080))
+s.listen()
+while True:
+    c, peer = s.accept()
+    print(peer[0])
+    c.close()
+`)
+		stdout, err := listener.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := listener.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = listener.Process.Kill(); _ = listener.Wait() })
+		peers := make(chan string, 16)
+		go func() {
+			sc := bufio.NewScanner(stdout)
+			for sc.Scan() {
+				peers <- sc.Text()
+			}
+		}()
+		eventually(t, time.Minute, "a connection from the client pod to "+outIP, func() error {
+			_, _ = s.kubectl("exec", "-n", "payments", "client", "--", "sh", "-c", "echo hello | nc -w 2 "+outIP+" 8080")
+			select {
+			case peer := <-peers:
+				if peer != hostIP {
+					t.Fatalf("the outside machine saw the pod's connection come from %s; want the node's address %s (pods masqueraded)", peer, hostIP)
+				}
+				return nil
+			case <-time.After(3 * time.Second):
+				return fmt.Errorf("no connection arrived")
+			}
 		})
 	})
 

@@ -90,6 +90,9 @@ func (c *Containerd) Init(context.Context) error {
 	if err := writeCNIConfig(c.p, podCIDR); err != nil {
 		return fmt.Errorf("writing the CNI configuration: %w", err)
 	}
+	if err := masqueradeRule(podCIDR); err != nil {
+		return err
+	}
 	conf := containerdConfig(c.p, c.cfg.CNIBinDir, runc, c.containerdLogLevel(), !hasCapSysResource(), systemdCgroup())
 	if err := os.MkdirAll(filepath.Dir(c.p.ContainerdConf), 0o755); err != nil {
 		return err

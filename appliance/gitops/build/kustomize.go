@@ -38,6 +38,14 @@ func buildKustomization(root, dir, rel string, edit *KustomizeOptions, objectsOn
 		return nil, kerr(err)
 	}
 
+	if objectsOnly && edit.empty() {
+		if files, ok := plainResources(root, dir); ok {
+			if objs, ok := buildPlainResources(files); ok {
+				return &Result{SourceType: SourceTypeKustomize, Objects: objs, Warnings: warnings}, nil
+			}
+		}
+	}
+
 	opts := krusty.MakeDefaultOptions()
 	// kubectl kustomize leaves --reorder unset, which means the legacy
 	// order unless the kustomization sets sortOptions.

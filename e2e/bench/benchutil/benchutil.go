@@ -115,10 +115,17 @@ func Machine() string {
 // binary's pages mapped by both `fjord server` and `fjord containerd`, the
 // shim binary's by every shim). Summed over processes it counts each page
 // once, which a sum of RSS does not.
-func PssMiB(pid int) float64 {
+func PssMiB(pid int) float64 { return smapsMiB(pid, "Pss:") }
+
+// PssAnonMiB is the anonymous part of PssMiB: what the process holds that
+// is not a file's page cache (not its binary's text and data, which the
+// kernel can drop and read again).
+func PssAnonMiB(pid int) float64 { return smapsMiB(pid, "Pss_Anon:") }
+
+func smapsMiB(pid int, field string) float64 {
 	data, _ := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
 	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "Pss:"); ok {
+		if v, ok := strings.CutPrefix(line, field); ok {
 			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
 			return kb / 1024
 		}

@@ -145,19 +145,20 @@ func run(bin, archive, image string, runs int, idle time.Duration) error {
 		}
 		fmt.Printf("| %d pod%s | %.2f s | %.2f s | %.2f s |\n", r.n, map[bool]string{true: "s"}[r.n > 1], benchutil.Median(r.times), lo, hi)
 	}
-	fmt.Printf("\n| Memory idle with 20 pods (after %s) | RSS MiB | PSS MiB |\n|---|---|---|\n", idle)
-	fmt.Printf("| fjord (control plane, kubelet, kube-proxy, CoreDNS, metrics-server, GitOps, sealing) | %.0f | %.0f |\n", mem.fjord, mem.fjordPSS)
-	fmt.Printf("| containerd (child process) | %.0f | %.0f |\n", mem.containerd, mem.containerdPSS)
-	fmt.Printf("| %d runc shims | %.0f | %.0f |\n", mem.shims, mem.shimRSS, mem.shimPSS)
-	fmt.Printf("| **whole appliance** | **%.0f** (shared pages counted in each process) | **%.0f** |\n",
-		mem.fjord+mem.containerd+mem.shimRSS, mem.fjordPSS+mem.containerdPSS+mem.shimPSS)
+	fmt.Printf("\n| Memory idle with 20 pods (after %s) | RSS MiB | PSS MiB | of which anonymous (not page cache) |\n|---|---|---|---|\n", idle)
+	fmt.Printf("| fjord (control plane, kubelet, kube-proxy, CoreDNS, metrics-server, GitOps, sealing) | %.0f | %.0f | %.0f |\n", mem.fjord, mem.fjordPSS, mem.fjordAnon)
+	fmt.Printf("| containerd (child process) | %.0f | %.0f | %.0f |\n", mem.containerd, mem.containerdPSS, mem.containerdAnon)
+	fmt.Printf("| %d runc shims | %.0f | %.0f | %.0f |\n", mem.shims, mem.shimRSS, mem.shimPSS, mem.shimAnon)
+	fmt.Printf("| **whole appliance** | **%.0f** (shared pages counted in each process) | **%.0f** | **%.0f** |\n",
+		mem.fjord+mem.containerd+mem.shimRSS, mem.fjordPSS+mem.containerdPSS+mem.shimPSS, mem.fjordAnon+mem.containerdAnon+mem.shimAnon)
 	return nil
 }
 
 type memory struct {
-	fjord, containerd, shimRSS       float64 // RSS
-	fjordPSS, containerdPSS, shimPSS float64
-	shims                            int
+	fjord, containerd, shimRSS          float64 // RSS
+	fjordPSS, containerdPSS, shimPSS    float64
+	fjordAnon, containerdAnon, shimAnon float64 // PSS of anonymous memory
+	shims                               int
 }
 
 // appliance sums the RSS of fjord, its containerd child and this node's
@@ -166,10 +167,12 @@ func appliance(pid int, dir string) memory {
 	var m memory
 	m.fjord, _ = benchutil.MemMiB(pid)
 	m.fjordPSS = benchutil.PssMiB(pid)
+	m.fjordAnon = benchutil.PssAnonMiB(pid)
 	if data, err := os.ReadFile(filepath.Join(dir, "agent", "containerd", "containerd.pid")); err == nil {
 		if cpid, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil {
 			m.containerd, _ = benchutil.MemMiB(cpid)
 			m.containerdPSS = benchutil.PssMiB(cpid)
+			m.containerdAnon = benchutil.PssAnonMiB(cpid)
 		}
 	}
 	shim := filepath.Join(dir, "agent", "bin", "containerd-shim-runc-v2")
@@ -180,6 +183,7 @@ func appliance(pid int, dir string) memory {
 			rss, _ := benchutil.MemMiB(p)
 			m.shimRSS += rss
 			m.shimPSS += benchutil.PssMiB(p)
+			m.shimAnon += benchutil.PssAnonMiB(p)
 			m.shims++
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -124,8 +125,88 @@ type Destination struct {
 
 // SyncPolicy is Argo CD's sync policy.
 type SyncPolicy struct {
-	Automated   *Automated `json:"automated"`
-	SyncOptions []string   `json:"syncOptions"`
+	Automated   *Automated   `json:"automated"`
+	SyncOptions []string     `json:"syncOptions"`
+	Retry       *RetryPolicy `json:"retry"`
+}
+
+// RetryPolicy is how often and how soon a failed sync is tried again.
+// Limit 0 is no retry, a negative limit retries for ever.
+type RetryPolicy struct {
+	Limit   int64 `json:"limit"`
+	Backoff *struct {
+		Duration    string `json:"duration"`
+		Factor      *int64 `json:"factor"`
+		MaxDuration string `json:"maxDuration"`
+	} `json:"backoff"`
+}
+
+// Argo CD's retry backoff defaults.
+const (
+	defaultRetryDuration    = 5 * time.Second
+	defaultRetryFactor      = 2
+	defaultRetryMaxDuration = 3 * time.Minute
+)
+
+// retryAfter returns how long to wait before retry number n+1 of a failed
+// sync (n retries done so far), and false when the policy allows no more:
+// duration·factor^n, at most maxDuration, as Argo CD computes it.
+func (p *RetryPolicy) retryAfter(n int64) (time.Duration, bool) {
+	if p == nil || p.Limit == 0 || (p.Limit > 0 && n >= p.Limit) {
+		return 0, false
+	}
+	d, factor, max := defaultRetryDuration, int64(defaultRetryFactor), defaultRetryMaxDuration
+	if b := p.Backoff; b != nil {
+		d = parseArgoDuration(b.Duration, d)
+		max = parseArgoDuration(b.MaxDuration, max)
+		if b.Factor != nil {
+			factor = *b.Factor
+		}
+	}
+	for i := int64(0); i < n && d < max; i++ {
+		d *= time.Duration(max64(factor, 1))
+	}
+	return min(d, max), true
+}
+
+func max64(a, b int64) int64 {
+	if a > b {
+		return a
+	}
+	return b
+}
+
+// parseArgoDuration reads a duration as Argo CD does: "30s", "2m", or a
+// plain number of seconds.
+func parseArgoDuration(s string, def time.Duration) time.Duration {
+	if s == "" {
+		return def
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		return d
+	}
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return time.Duration(n) * time.Second
+	}
+	return def
+}
+
+// validate names a backoff Argo CD could not read either.
+func (p *RetryPolicy) validate() error {
+	if p == nil || p.Backoff == nil {
+		return nil
+	}
+	for field, v := range map[string]string{"duration": p.Backoff.Duration, "maxDuration": p.Backoff.MaxDuration} {
+		if v == "" {
+			continue
+		}
+		if _, err := time.ParseDuration(v); err != nil {
+			if _, err := strconv.ParseInt(v, 10, 64); err != nil {
+				return fmt.Errorf("spec.syncPolicy.retry.backoff.%s %q: not a duration (such as 5s or 3m)", field, v)
+			}
+		}
+	}
+	return nil
 }
 
 // Automated turns on syncing without a person asking.
@@ -279,6 +360,11 @@ func (a *Application) Validate() error {
 		errs = append(errs, errors.New("spec.source.repoURL: required (multiple sources are not supported yet)"))
 	}
 	errs = append(errs, unsupportedFields(a.rawSpec)...)
+	if a.Spec.SyncPolicy != nil {
+		if err := a.Spec.SyncPolicy.Retry.validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if a.Spec.Source != nil && a.Spec.Source.Kustomize != nil {
 		if _, err := a.Spec.Source.Kustomize.options(); err != nil {
 			errs = append(errs, err)
@@ -303,8 +389,8 @@ var supportedFields = map[string]bool{
 	"source.kustomize.commonAnnotations": true, "source.kustomize.forceCommonAnnotations": true,
 	"source.kustomize.namespace": true, "source.kustomize.replicas": true, "source.kustomize.patches": true,
 	"syncPolicy": false, "syncPolicy.automated": true, "syncPolicy.syncOptions": true,
-	// Fjord retries failed syncs with its own backoff.
-	"syncPolicy.retry": true,
+	"syncPolicy.retry": false, "syncPolicy.retry.limit": true, "syncPolicy.retry.backoff": false,
+	"syncPolicy.retry.backoff.duration": true, "syncPolicy.retry.backoff.factor": true, "syncPolicy.retry.backoff.maxDuration": true,
 }
 
 // unsupportedHint says what to do instead of a field Fjord does not act on.

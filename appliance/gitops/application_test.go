@@ -1,8 +1,10 @@
 package gitops
 
 import (
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
@@ -193,4 +195,53 @@ func TestHealth(t *testing.T) {
 	if worse(Healthy, Degraded) != Degraded || worse(Missing, Progressing) != Missing {
 		t.Fatal("aggregation order wrong")
 	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	parse := func(t *testing.T, retry string) *RetryPolicy {
+		t.Helper()
+		app, err := ParseApplication(mustUnstructured(t, guideApp+"    retry:\n"+retry))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := app.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		return app.Spec.SyncPolicy.Retry
+	}
+	t.Run("Argo CD's documented example backs off 5s, 10s, 20s, 40s, 80s and stops after 5", func(t *testing.T) {
+		p := parse(t, "      limit: 5\n      backoff: {duration: 5s, factor: 2, maxDuration: 3m}\n")
+		var got []time.Duration
+		for n := int64(0); ; n++ {
+			d, ok := p.retryAfter(n)
+			if !ok {
+				break
+			}
+			got = append(got, d)
+		}
+		want := []time.Duration{5 * time.Second, 10 * time.Second, 20 * time.Second, 40 * time.Second, 80 * time.Second}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("backoff = %v, want %v", got, want)
+		}
+	})
+	t.Run("a negative limit retries for ever, capped at maxDuration; plain numbers are seconds", func(t *testing.T) {
+		p := parse(t, "      limit: -1\n      backoff: {duration: \"2\", maxDuration: \"60\"}\n")
+		if d, ok := p.retryAfter(100); !ok || d != time.Minute {
+			t.Errorf("retry 100: %v %v", d, ok)
+		}
+	})
+	t.Run("without a backoff the defaults apply; limit 0 never retries", func(t *testing.T) {
+		if d, ok := parse(t, "      limit: 2\n").retryAfter(1); !ok || d != 10*time.Second {
+			t.Errorf("retry 1: %v %v", d, ok)
+		}
+		if _, ok := (&RetryPolicy{}).retryAfter(0); ok {
+			t.Error("limit 0 retried")
+		}
+	})
+	t.Run("a backoff that is not a duration is refused by name", func(t *testing.T) {
+		app, _ := ParseApplication(mustUnstructured(t, guideApp+"    retry:\n      limit: 1\n      backoff: {duration: soon}\n"))
+		if err := app.Validate(); err == nil || !strings.Contains(err.Error(), "spec.syncPolicy.retry.backoff.duration") {
+			t.Errorf("Validate = %v", err)
+		}
+	})
 }

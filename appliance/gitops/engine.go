@@ -119,6 +119,12 @@ type appState struct {
 	// applied object's health changed, or it drifted without selfHeal); a
 	// trigger from Git clears it.
 	healthOnly bool
+	// retries counts the retries of the failed sync of retryAttempt
+	// (syncPolicy.retry); retryDue asks the next reconcile to sync again
+	// although nothing changed.
+	retries      int64
+	retryAttempt string
+	retryDue     bool
 }
 
 type healKey struct {
@@ -445,6 +451,9 @@ func (e *Engine) reconcile(ctx context.Context, name string) bool {
 	} else {
 		out = e.sync(ctx, app, st, op != nil, u)
 	}
+	if app != nil {
+		e.retry(name, app, st, out)
+	}
 	e.mu.Lock()
 	if out.refreshed {
 		if len(st.failure) > 0 && st.failureAttempt == st.attempted {
@@ -514,4 +523,38 @@ func isNotFound(err error) bool {
 func existsNamespace(ctx context.Context, kube kubernetes.Interface, ns string) bool {
 	_, err := kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
 	return err == nil
+}
+
+// retry applies syncPolicy.retry to a sync operation that ran: a failure
+// is tried again after the policy's backoff (the operation stays Running,
+// as in Argo CD) until the limit is reached; retryCount reports the
+// retries made for the same revision and spec.
+func (e *Engine) retry(name string, app *Application, st *appState, out *outcome) {
+	if !out.operated || out.refreshed {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if st.retryAttempt != out.attempt {
+		st.retries, st.retryAttempt = 0, out.attempt
+	}
+	var policy *RetryPolicy
+	if app.Spec.SyncPolicy != nil {
+		policy = app.Spec.SyncPolicy.Retry
+	}
+	if out.phase == "Failed" {
+		if d, ok := policy.retryAfter(st.retries); ok {
+			st.retries++
+			st.retryDue = true
+			out.phase = "Running"
+			out.message = fmt.Sprintf("%s. Retrying attempt #%d at %s.", out.message, st.retries, time.Now().Add(d).Format(time.Kitchen))
+			e.queue.AddAfter(name, d)
+		} else if st.retries > 0 {
+			out.message = fmt.Sprintf("%s (retried %d times).", out.message, st.retries)
+		}
+	}
+	out.retryCount = st.retries
+	if out.phase == "Succeeded" {
+		st.retries = 0
+	}
 }

@@ -54,13 +54,17 @@ func trackedBy(u *unstructured.Unstructured) string {
 	return name
 }
 
-// syncWave returns the object's sync wave (0 when unset or invalid).
+// syncWave returns the object's sync wave: its sync-wave annotation, else
+// its helm.sh/hook-weight, else 0 (gitops-engine syncwaves.Wave).
 func syncWave(u *unstructured.Unstructured) int {
-	w, err := strconv.Atoi(strings.TrimSpace(u.GetAnnotations()[annotationSyncWave]))
-	if err != nil {
-		return 0
+	for _, k := range []string{annotationSyncWave, annotationHelmHookWeight} {
+		if v, ok := u.GetAnnotations()[k]; ok {
+			if w, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
+				return w
+			}
+		}
 	}
-	return w
+	return 0
 }
 
 // hasSyncOption reports whether the object's sync-options annotation says

@@ -21,6 +21,9 @@ type rendered struct {
 	objs       []*unstructured.Unstructured
 	hashes     map[objKey]string
 	sourceType string
+	// hooks are the render's resource hooks, run in their phases by every
+	// sync operation and never part of the inventory.
+	hooks []*hook
 }
 
 // renderKey identifies a render: the commit, the source path, the build

@@ -74,6 +74,10 @@ func (e *Engine) writeStatus(ctx context.Context, u *unstructured.Unstructured, 
 			"finishedAt": finished.UTC().Format(time.RFC3339),
 			"operation":  op,
 			"syncResult": map[string]any{"revision": out.revision, "resources": out.results, "source": src},
+			"retryCount": nil,
+		}
+		if out.retryCount > 0 {
+			status["operationState"].(map[string]any)["retryCount"] = out.retryCount
 		}
 	}
 	e.mu.Lock()
@@ -151,4 +155,17 @@ func conditionsOf(u *unstructured.Unstructured) []condition {
 		}
 	}
 	return out
+}
+
+// operationRunning records that the sync operation is under way and what
+// it waits for (a hook, health before PostSync), as Argo CD shows a
+// Running operation. The final status write replaces it.
+func (e *Engine) operationRunning(ctx context.Context, u *unstructured.Unstructured, msg string) {
+	patch, _ := json.Marshal(map[string]any{"status": map[string]any{"operationState": map[string]any{
+		"phase": "Running", "message": msg, "finishedAt": nil,
+	}}})
+	client := e.dyn.Resource(ApplicationGVR).Namespace(u.GetNamespace())
+	if _, err := client.Patch(ctx, u.GetName(), types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager}, "status"); err != nil {
+		e.log.Warn("writing the operation's progress", "application", u.GetName(), "err", err)
+	}
 }

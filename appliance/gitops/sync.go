@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -41,9 +42,11 @@ type outcome struct {
 	phase    string // Succeeded, Failed, Error
 	message  string
 	results  []resourceResult
-	started  time.Time
-	finished time.Time
-	retry    bool
+	// retryCount is the number of retries of this sync (syncPolicy.retry).
+	retryCount int64
+	started    time.Time
+	finished   time.Time
+	retry      bool
 	// refreshed is set when nothing was attempted: health and drift of the
 	// last applied revision were only looked at again.
 	refreshed bool
@@ -69,6 +72,10 @@ type resourceResult struct {
 	Status    string `json:"status"`
 	Message   string `json:"message,omitempty"`
 	SyncPhase string `json:"syncPhase,omitempty"`
+	// HookType and HookPhase are set on hooks: their type and whether
+	// they are Running, Succeeded or Failed.
+	HookType  string `json:"hookType,omitempty"`
+	HookPhase string `json:"hookPhase,omitempty"`
 }
 
 func resultFor(u *unstructured.Unstructured, status, msg string) resourceResult {
@@ -94,7 +101,9 @@ func (e *Engine) sync(ctx context.Context, app *Application, st *appState, opera
 	// A health change of an applied object needs a status refresh, not a
 	// question to the Git host: the revision stays what was last attempted.
 	e.mu.Lock()
-	healthOnly := st.healthOnly && !operation
+	retryDue := st.retryDue
+	st.retryDue = false
+	healthOnly := st.healthOnly && !operation && !retryDue
 	st.healthOnly = false
 	rev, attemptedGen, _ := strings.Cut(st.attempted, "@")
 	e.mu.Unlock()
@@ -104,6 +113,8 @@ func (e *Engine) sync(ctx context.Context, app *Application, st *appState, opera
 		e.mu.Unlock()
 		return e.refresh(ctx, app, st, rev, prev, u)
 	}
+	// A retry of a failed sync runs the operation again, as if asked for.
+	operation = operation || retryDue
 	repo, err := e.repository(ctx, src.RepoURL)
 	if err != nil {
 		return failed(prev, "ComparisonError", err.Error(), true)
@@ -149,7 +160,14 @@ func (e *Engine) sync(ctx context.Context, app *Application, st *appState, opera
 			out.revision = rev
 			return withAttempt(attempt, out)
 		}
-		r = newRendered(renderKey(rev, app), res.Objects, string(res.SourceType))
+		resources, hooks, err := splitHooks(res.Objects)
+		if err != nil {
+			out := failed(prev, "ComparisonError", err.Error(), false)
+			out.revision = rev
+			return withAttempt(attempt, out)
+		}
+		r = newRendered(renderKey(rev, app), resources, string(res.SourceType))
+		r.hooks = hooks
 		built = len(r.objs)
 		e.mu.Lock()
 		st.render = r
@@ -220,7 +238,7 @@ func (e *Engine) normalize(app *Application, objs []*unstructured.Unstructured) 
 			o.SetNamespace("")
 		}
 		k := keyOf(o)
-		if seen[k] {
+		if seen[k] && k.Name != "" { // hooks with generateName have none yet
 			return fmt.Errorf("%s: defined twice", k)
 		}
 		seen[k] = true
@@ -323,6 +341,10 @@ func (e *Engine) apply(ctx context.Context, app *Application, st *appState, rev 
 		refused  []string
 		verdicts = make(map[objKey]dryRun, len(toApply))
 	)
+	createdBySync := func(o *unstructured.Unstructured) bool {
+		ns := o.GetNamespace()
+		return (ns != "" && newNamespaces[ns] && !nsExists[ns]) || newCRDs[o.GroupVersionKind().GroupKind()]
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(applyConcurrency)
 	for _, o := range toApply {
@@ -331,7 +353,7 @@ func (e *Engine) apply(ctx context.Context, app *Application, st *appState, rev 
 			refused = append(refused, fmt.Sprintf("%s: namespace %q does not exist (create it in Git or set syncOptions CreateNamespace=true)", keyOf(o), ns))
 			continue
 		}
-		if (ns != "" && newNamespaces[ns] && !nsExists[ns]) || newCRDs[o.GroupVersionKind().GroupKind()] {
+		if createdBySync(o) {
 			continue // its namespace or CRD is created by this sync
 		}
 		g.Go(func() error {
@@ -347,9 +369,17 @@ func (e *Engine) apply(ctx context.Context, app *Application, st *appState, rev 
 		})
 	}
 	g.Wait()
+	lastProgress := ""
+	run := e.newHookRun(app, rev, r.hooks, func(msg string) {
+		if msg != lastProgress {
+			lastProgress = msg
+			e.operationRunning(ctx, u, msg)
+		}
+	})
+	refused = append(refused, run.dryRun(ctx, createdBySync)...)
 	if len(refused) > 0 {
 		sort.Strings(refused)
-		return fail("SyncError", fmt.Sprintf("the API server refused %d of %d objects at %s; nothing was applied: %s", len(refused), len(objs), short(rev), strings.Join(refused, "; ")))
+		return fail("SyncError", fmt.Sprintf("the API server refused %d of %d objects at %s; nothing was applied: %s", len(refused), len(objs)+len(r.hooks), short(rev), strings.Join(refused, "; ")))
 	}
 
 	applyOpts := ssa.DefaultApplyOptions()
@@ -363,20 +393,64 @@ func (e *Engine) apply(ctx context.Context, app *Application, st *appState, rev 
 	e.mu.Lock()
 	st.compared = nil // whatever happens next, the cluster changes
 	e.mu.Unlock()
-	waves := byWave(toApply)
-	for i, wave := range waves {
-		results, err := e.applyWave(ctx, wave, verdicts, applyOpts)
-		out.results = append(out.results, results...)
-		if err != nil {
-			return fail("SyncError", fmt.Sprintf("applying wave %d of %d at %s: %s", syncWave(wave[0]), len(waves), short(rev), cleanErr(err)))
-		}
-		if i < len(waves)-1 {
-			set := make(object.ObjMetadataSet, 0, len(wave))
-			for _, o := range wave {
-				set = append(set, object.UnstructuredToObjMetadata(o))
+
+	// Hook results go around the resources' results: PreSync first, then
+	// the Sync phase, then PostSync and SyncFail.
+	var synced []resourceResult
+	results := func() []resourceResult {
+		rs := append(run.resultsOf(phasePreSync), synced...)
+		rs = append(rs, run.resultsOf(phaseSync)...)
+		return append(rs, run.resultsOf(phasePostSync, phaseSyncFail)...)
+	}
+	// A failure after the dry run runs the SyncFail hooks, then deletes the
+	// hooks whose policy is HookFailed.
+	failSync := func(msg string) *outcome {
+		if run.has(phaseSyncFail) {
+			if err := run.phase(ctx, phaseSyncFail); err != nil {
+				msg += "; SyncFail hooks: " + cleanErr(err)
 			}
-			if err := e.rm.WaitForSetWithContext(ctx, set, ssa.WaitOptions{Interval: time.Second, Timeout: e.cfg.WaveTimeout}); err != nil {
-				return fail("SyncError", fmt.Sprintf("wave %d did not become healthy within %s: %s", syncWave(wave[0]), e.cfg.WaveTimeout, cleanErr(err)))
+		}
+		run.cleanup(ctx, false)
+		out.results = append(out.results, results()...)
+		return fail("SyncError", msg)
+	}
+	out.results, synced = nil, out.results
+	if err := run.phase(ctx, phasePreSync); err != nil {
+		return failSync(fmt.Sprintf("PreSync at %s: %s; nothing of the Sync phase was applied", short(rev), cleanErr(err)))
+	}
+
+	// The Sync phase: each wave's objects applied and its Sync hooks
+	// created, then waited for (objects healthy, hooks completed) before
+	// the next wave. The last wave's objects are waited for only when
+	// PostSync hooks follow (they run once everything is healthy).
+	waves := byWave(toApply)
+	waveNums := map[int][]*unstructured.Unstructured{}
+	for _, w := range waves {
+		waveNums[syncWave(w[0])] = w
+	}
+	for _, hw := range hookWaves(r.hooks, phaseSync) {
+		if _, ok := waveNums[hw[0].wave]; !ok {
+			waveNums[hw[0].wave] = nil
+		}
+	}
+	order := slices.Sorted(maps.Keys(waveNums))
+	for i, w := range order {
+		wave := waveNums[w]
+		if len(wave) > 0 {
+			res, err := e.applyWave(ctx, wave, verdicts, applyOpts)
+			synced = append(synced, res...)
+			if err != nil {
+				return failSync(fmt.Sprintf("applying wave %d of %d at %s: %s", w, len(order), short(rev), cleanErr(err)))
+			}
+		}
+		if hooks := run.hooksOf(phaseSync, w); len(hooks) > 0 {
+			if err := run.wave(ctx, hooks); err != nil {
+				return failSync(fmt.Sprintf("Sync hooks of wave %d at %s: %s", w, short(rev), cleanErr(err)))
+			}
+		}
+		if len(wave) > 0 && i < len(order)-1 {
+			if err := e.waitHealthy(ctx, wave); err != nil {
+				return failSync(fmt.Sprintf("wave %d did not become healthy within %s: %s", w, e.cfg.WaveTimeout, cleanErr(err)))
 			}
 		}
 	}
@@ -390,15 +464,27 @@ func (e *Engine) apply(ctx context.Context, app *Application, st *appState, rev 
 
 	pruned, kept, pruneMsg, err := e.pruneStep(ctx, app, objs, prune)
 	if err != nil {
-		return fail("SyncError", fmt.Sprintf("pruning: %s", cleanErr(err)))
+		return failSync(fmt.Sprintf("pruning: %s", cleanErr(err)))
 	}
 	for _, p := range pruned {
-		out.results = append(out.results, resourceResult{Group: p.Group, Version: p.Version, Kind: p.Kind, Namespace: p.Namespace, Name: p.Name, Status: "Pruned", Message: "pruned", SyncPhase: "Sync"})
+		synced = append(synced, resourceResult{Group: p.Group, Version: p.Version, Kind: p.Kind, Namespace: p.Namespace, Name: p.Name, Status: "Pruned", Message: "pruned", SyncPhase: "Sync"})
 	}
 	if len(pruned) > 0 {
 		e.event(u, false, "Pruned", fmt.Sprintf("pruned %d objects removed from Git", len(pruned)))
 	}
 	prune = kept
+
+	if run.has(phasePostSync) {
+		run.progress("waiting for the synced objects to become healthy before the PostSync hooks")
+		if err := e.waitHealthy(ctx, objs); err != nil {
+			return failSync(fmt.Sprintf("the synced objects did not become healthy within %s, so the PostSync hooks did not run: %s", e.cfg.WaveTimeout, cleanErr(err)))
+		}
+		if err := run.phase(ctx, phasePostSync); err != nil {
+			return failSync(fmt.Sprintf("PostSync at %s: %s", short(rev), cleanErr(err)))
+		}
+	}
+	run.cleanup(ctx, true)
+	out.results = results()
 
 	out.resources, out.health, out.healthMsg = e.inventory(ctx, objs, prune)
 	out.syncStatus = "Synced"
@@ -637,4 +723,14 @@ func short(rev string) string {
 		return rev[:10]
 	}
 	return rev
+}
+
+// waitHealthy waits until every object in objs is healthy (kstatus
+// Current), at most the wave timeout.
+func (e *Engine) waitHealthy(ctx context.Context, objs []*unstructured.Unstructured) error {
+	set := make(object.ObjMetadataSet, 0, len(objs))
+	for _, o := range objs {
+		set = append(set, object.UnstructuredToObjMetadata(o))
+	}
+	return e.rm.WaitForSetWithContext(ctx, set, ssa.WaitOptions{Interval: time.Second, Timeout: e.cfg.WaveTimeout})
 }

@@ -158,14 +158,30 @@ func buildChart(root, dir, rel string, o HelmOptions) (*Result, error) {
 	var warnings []string
 	for _, h := range hooks {
 		fmt.Fprintf(&out, "---\n# Source: %s\n%s\n", h.Path, h.Manifest)
-		warnings = append(warnings, fmt.Sprintf("%s: %s is a Helm hook (%s); it is applied as an ordinary object: hooks are not run in phases yet",
-			path.Join(rel, strings.TrimPrefix(h.Path, ch.Name()+"/")), h.Kind+"/"+h.Name, hookEvents(h.Events)))
+		// The sync maps pre-/post-install and -upgrade onto Argo CD's
+		// PreSync and PostSync hooks (its helm.sh annotations); any other
+		// event is not run, by Argo CD either.
+		if !runsAsArgoHook(h.Events) {
+			warnings = append(warnings, fmt.Sprintf("%s: %s is a Helm hook (%s) that is not run: Argo CD (and Fjord) run only pre-/post-install and -upgrade hooks",
+				path.Join(rel, strings.TrimPrefix(h.Path, ch.Name()+"/")), h.Kind+"/"+h.Name, hookEvents(h.Events)))
+		}
 	}
 	objs, err := parseManifests(rel+" (rendered)", out.Bytes())
 	if err != nil {
 		return nil, herr(err)
 	}
 	return &Result{SourceType: SourceTypeHelm, Objects: objs, YAML: out.Bytes(), Warnings: warnings}, nil
+}
+
+// runsAsArgoHook reports whether a Helm hook has an event Argo CD runs.
+func runsAsArgoHook[E ~string](events []E) bool {
+	for _, e := range events {
+		switch e {
+		case "pre-install", "pre-upgrade", "post-install", "post-upgrade":
+			return true
+		}
+	}
+	return false
 }
 
 func hookEvents[E ~string](events []E) string {

@@ -307,7 +307,7 @@ func TestNodeRunsSyncHooks(t *testing.T) {
 		st := s.waitApp(t, "shop", "failed", 3*time.Minute, func(a appStatus) bool {
 			return a.OperationState.Phase == "Failed" && strings.Contains(a.OperationState.Message, rev[:10])
 		})
-		if !strings.Contains(st.OperationState.Message, "Job/payments/migrate") {
+		if !strings.Contains(st.OperationState.Message, "Job.batch/payments/migrate") {
 			t.Errorf("operation message: %s", st.OperationState.Message)
 		}
 		if got := s.jsonpath("deploy", "payments", "web", "{.spec.template.spec.containers[0].env[0].value}"); got != "v1" {

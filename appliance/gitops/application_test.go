@@ -59,17 +59,19 @@ func TestValidateRefusesWhatFjordCannotSync(t *testing.T) {
 	for _, tc := range []struct {
 		name, patch, want string
 	}{
-		{"another project", `{"project":"team-a"}`, "AppProjects are not supported"},
 		{"a remote cluster", `{"destination":{"server":"https://10.0.0.1:6443"}}`, "only to the local cluster"},
 		{"a named remote cluster", `{"destination":{"server":"","name":"prod"}}`, "only to the local cluster"},
 		{"no source", `{"source":null}`, "repoURL: required"},
-		{"multiple sources, by name", `{"sources":[{"repoURL":"x"}]}`, "spec.sources: multiple sources are not supported yet"},
+		{"a field of one of several sources, by index", `{"sources":[{"repoURL":"x","chart":"nginx"},{"repoURL":"y","ref":"values"}]}`, "spec.sources[0].chart: charts from a Helm repository cannot be fetched"},
+		{"two sources with one ref", `{"sources":[{"repoURL":"x","ref":"v"},{"repoURL":"y","ref":"v"}]}`, `spec.sources[1].ref "v": another source has this ref`},
 		{"a chart from a Helm repository, by name", `{"source":{"chart":"nginx"}}`, "spec.source.chart: charts from a Helm repository cannot be fetched"},
 		{"a kustomize option Fjord does not know, by name", `{"source":{"kustomize":{"components":["../c"]}}}`, "spec.source.kustomize.components: Fjord does not support"},
 		{"replicas that are not a number", `{"source":{"kustomize":{"replicas":[{"name":"app","count":"many"}]}}}`, `spec.source.kustomize.replicas: app: count "many" is not a number`},
 		{"Jsonnet, by name", `{"source":{"directory":{"jsonnet":{"tlas":[{"name":"a","value":"b"}]}}}}`, "spec.source.directory.jsonnet: Jsonnet is not supported"},
 		{"a Helm field Fjord does not know, by its path", `{"source":{"helm":{"fileParameters":[{"name":"a","path":"b"}]}}}`, "spec.source.helm.fileParameters: Fjord does not support this field"},
-		{"ignoreDifferences, by name", `{"ignoreDifferences":[{"kind":"Deployment","jsonPointers":["/spec/replicas"]}]}`, "spec.ignoreDifferences: ignoreDifferences is not supported yet"},
+		{"an ignoreDifferences pointer that is not one, by its index", `{"ignoreDifferences":[{"kind":"Deployment","jsonPointers":["spec/replicas"]}]}`, `spec.ignoreDifferences[0].jsonPointers[0] "spec/replicas": a JSON pointer starts with /`},
+		{"a jq path expression that does not parse", `{"ignoreDifferences":[{"kind":"Deployment","jqPathExpressions":[".spec.["]}]}`, `spec.ignoreDifferences[0].jqPathExpressions[0] ".spec.["`},
+		{"a sync option Fjord does not act on, by name", `{"syncPolicy":{"syncOptions":["FailOnSharedResource=true"]}}`, `spec.syncPolicy.syncOptions: FailOnSharedResource=true: Fjord does not act on this sync option`},
 	} {
 		t.Run("refuses "+tc.name, func(t *testing.T) {
 			u := mustUnstructured(t, guideApp)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -165,6 +166,9 @@ func (e *Engine) Start(ctx context.Context) error {
 		return fmt.Errorf("installing the Application CRD: %w", err)
 	}
 	watchcache.Await(ctx, e.kube.Discovery().RESTClient(), "/apis/"+ApplicationGVR.Group+"/"+ApplicationGVR.Version+"/"+ApplicationGVR.Resource, 2*time.Second)
+	if err := e.ensureDefaultProject(ctx); err != nil {
+		return err
+	}
 	return e.startWorkers(ctx)
 }
 
@@ -228,7 +232,8 @@ func (e *Engine) startWorkers(ctx context.Context) error {
 		UpdateFunc: func(old, obj any) {
 			o, n := old.(*unstructured.Unstructured), obj.(*unstructured.Unstructured)
 			_, op := n.Object["operation"]
-			if o.GetGeneration() != n.GetGeneration() || op || o.GetAnnotations()["argocd.argoproj.io/refresh"] != n.GetAnnotations()["argocd.argoproj.io/refresh"] {
+			deleting := o.GetDeletionTimestamp() == nil && n.GetDeletionTimestamp() != nil
+			if deleting || o.GetGeneration() != n.GetGeneration() || op || o.GetAnnotations()["argocd.argoproj.io/refresh"] != n.GetAnnotations()["argocd.argoproj.io/refresh"] {
 				e.enqueue(obj)
 			}
 		},
@@ -383,8 +388,7 @@ func (e *Engine) Trigger(url string) int {
 	n := 0
 	for _, obj := range e.apps.GetStore().List() {
 		u := obj.(*unstructured.Unstructured)
-		repo, _, _ := unstructured.NestedString(u.Object, "spec", "source", "repoURL")
-		if got, _ := source.NormalizeURL(repo); url == "" || got == want {
+		if url == "" || slices.ContainsFunc(repoURLs(u), func(repo string) bool { got, _ := source.NormalizeURL(repo); return got == want }) {
 			e.mu.Lock()
 			if st := e.states[u.GetName()]; st != nil {
 				st.healthOnly = false
@@ -432,8 +436,18 @@ func (e *Engine) reconcile(ctx context.Context, name string) bool {
 		return false
 	}
 	u := obj.(*unstructured.Unstructured).DeepCopy()
-	app, err := ParseApplication(u)
 	st := e.state(name)
+	if u.GetDeletionTimestamp() != nil {
+		// Being deleted: with the resources finalizer its objects go
+		// first; nothing is synced any more either way.
+		if err := e.cascade(ctx, name, st, u); err != nil {
+			e.log.Warn("deleting application resources", "application", name, "err", cleanErr(err))
+			e.deletionError(ctx, u, cleanErr(err))
+			return true
+		}
+		return false
+	}
+	app, err := ParseApplication(u)
 	// A requested operation (fjord sync, Argo CD's operation field) is taken
 	// off the Application before the sync runs, so the status writes that
 	// follow do not request it again; operationState carries it.
@@ -557,4 +571,22 @@ func (e *Engine) retry(name string, app *Application, st *appState, out *outcome
 	if out.phase == "Succeeded" {
 		st.retries = 0
 	}
+}
+
+// repoURLs lists the repositories of an Application (spec.source and each
+// of spec.sources).
+func repoURLs(u *unstructured.Unstructured) []string {
+	var urls []string
+	if repo, _, _ := unstructured.NestedString(u.Object, "spec", "source", "repoURL"); repo != "" {
+		urls = append(urls, repo)
+	}
+	srcs, _, _ := unstructured.NestedSlice(u.Object, "spec", "sources")
+	for _, s := range srcs {
+		if m, ok := s.(map[string]any); ok {
+			if repo, _ := m["repoURL"].(string); repo != "" {
+				urls = append(urls, repo)
+			}
+		}
+	}
+	return urls
 }

@@ -3,6 +3,8 @@ package gitops
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -191,13 +193,8 @@ func hookWaves(hooks []*hook, phase string) [][]*hook {
 			groups[h.wave] = append(groups[h.wave], h)
 		}
 	}
-	waves := make([]int, 0, len(groups))
-	for w := range groups {
-		waves = append(waves, w)
-	}
-	sort.Ints(waves)
-	out := make([][]*hook, 0, len(waves))
-	for _, w := range waves {
+	out := make([][]*hook, 0, len(groups))
+	for _, w := range slices.Sorted(maps.Keys(groups)) {
 		g := groups[w]
 		sort.SliceStable(g, func(i, j int) bool {
 			a, b := g[i].obj, g[j].obj

@@ -15,6 +15,8 @@ const (
 	annotationTrackingID  = "argocd.argoproj.io/tracking-id"
 	annotationSyncWave    = "argocd.argoproj.io/sync-wave"
 	annotationSyncOptions = "argocd.argoproj.io/sync-options"
+	// annotationCompareOptions holds IgnoreExtraneous.
+	annotationCompareOptions = "argocd.argoproj.io/compare-options"
 )
 
 // objKey identifies one object across API versions.
@@ -70,7 +72,19 @@ func syncWave(u *unstructured.Unstructured) int {
 // hasSyncOption reports whether the object's sync-options annotation says
 // option (e.g. "Prune=false").
 func hasSyncOption(u *unstructured.Unstructured, option string) bool {
-	for _, o := range strings.Split(u.GetAnnotations()[annotationSyncOptions], ",") {
+	return hasAnnotationOption(u, annotationSyncOptions, option)
+}
+
+// hasCompareOption reports whether the object's compare-options
+// annotation says option (e.g. "IgnoreExtraneous").
+func hasCompareOption(u *unstructured.Unstructured, option string) bool {
+	return hasAnnotationOption(u, annotationCompareOptions, option)
+}
+
+// hasAnnotationOption reports whether the comma-separated annotation key
+// holds option, case-insensitively.
+func hasAnnotationOption(u *unstructured.Unstructured, key, option string) bool {
+	for _, o := range strings.Split(u.GetAnnotations()[key], ",") {
 		if strings.EqualFold(strings.TrimSpace(o), option) {
 			return true
 		}
@@ -108,6 +122,10 @@ type resourceStatus struct {
 	Status          string        `json:"status,omitempty"`
 	Health          *healthStatus `json:"health,omitempty"`
 	RequiresPruning bool          `json:"requiresPruning,omitempty"`
+	// ignoreExtraneous is set on an object that left Git whose live
+	// annotation says compare-options IgnoreExtraneous: it does not make
+	// the Application OutOfSync. Never written.
+	IgnoreExtraneous bool `json:"-"`
 }
 
 type healthStatus struct {

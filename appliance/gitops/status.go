@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,13 +25,17 @@ import (
 func (e *Engine) writeStatus(ctx context.Context, u *unstructured.Unstructured, st *appState, out *outcome, op map[string]any) error {
 	now := metav1.Now().Format(time.RFC3339)
 	src, _, _ := unstructured.NestedMap(u.Object, "spec", "source")
+	srcs, _, _ := unstructured.NestedSlice(u.Object, "spec", "sources")
 	dst, _, _ := unstructured.NestedMap(u.Object, "spec", "destination")
+	comparedTo := map[string]any{"source": src, "destination": dst}
+	sync := map[string]any{"status": out.syncStatus, "revision": out.revision, "comparedTo": comparedTo}
+	if len(srcs) > 0 {
+		// Several sources: Argo CD's revisions and sources lists.
+		comparedTo["sources"] = srcs
+		sync["revisions"] = strings.Split(out.revision, ",")
+	}
 	status := map[string]any{
-		"sync": map[string]any{
-			"status":     out.syncStatus,
-			"revision":   out.revision,
-			"comparedTo": map[string]any{"source": src, "destination": dst},
-		},
+		"sync":         sync,
 		"reconciledAt": now,
 		"resources":    out.resources,
 		"conditions":   nil,

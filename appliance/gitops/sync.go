@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -97,7 +98,6 @@ func (e *Engine) sync(ctx context.Context, app *Application, st *appState, opera
 	if err := app.Validate(); err != nil {
 		return failed(prev, "InvalidSpecError", err.Error(), false)
 	}
-	src := app.Spec.Source
 	// A health change of an applied object needs a status refresh, not a
 	// question to the Git host: the revision stays what was last attempted.
 	e.mu.Lock()
@@ -115,14 +115,26 @@ func (e *Engine) sync(ctx context.Context, app *Application, st *appState, opera
 	}
 	// A retry of a failed sync runs the operation again, as if asked for.
 	operation = operation || retryDue
-	repo, err := e.repository(ctx, src.RepoURL)
-	if err != nil {
-		return failed(prev, "ComparisonError", err.Error(), true)
+	proj, err := e.project(ctx, app)
+	if err == nil {
+		err = proj.checkSource(app)
 	}
-	rev, err = e.sources.Resolve(ctx, repo, src.TargetRevision)
 	if err != nil {
-		return failed(prev, "ComparisonError", err.Error(), !source.IsTerminal(err))
+		return failed(prev, "InvalidSpecError", err.Error(), false)
 	}
+	srcs := app.SourceList()
+	repos := make([]source.Repository, len(srcs))
+	revs := make([]string, len(srcs))
+	for i, src := range srcs {
+		if repos[i], err = e.repository(ctx, src.RepoURL); err != nil {
+			return failed(prev, "ComparisonError", err.Error(), true)
+		}
+		if revs[i], err = e.sources.Resolve(ctx, repos[i], src.TargetRevision); err != nil {
+			return failed(prev, "ComparisonError", err.Error(), !source.IsTerminal(err))
+		}
+	}
+	// With several sources the revision is theirs, in order, joined.
+	rev = strings.Join(revs, ",")
 	attempt := fmt.Sprintf("%s@%d", rev, app.Generation)
 	e.mu.Lock()
 	st.app = app
@@ -139,23 +151,27 @@ func (e *Engine) sync(ctx context.Context, app *Application, st *appState, opera
 	if r == nil || r.key != renderKey(rev, app) {
 		// Not rendered yet at this commit: fetch and build. A no-op resync
 		// (fjord sync, a poll of an Application without automated) skips this.
-		art, err := e.sources.Fetch(ctx, repo, src.TargetRevision)
-		if err != nil {
-			return failed(prev, "ComparisonError", err.Error(), !source.IsTerminal(err))
+		arts := make([]*source.Artifact, len(srcs))
+		for i, src := range srcs {
+			if arts[i], err = e.sources.Fetch(ctx, repos[i], src.TargetRevision); err != nil {
+				return failed(prev, "ComparisonError", err.Error(), !source.IsTerminal(err))
+			}
+			revs[i] = arts[i].Revision
 		}
-		rev = art.Revision
+		rev = strings.Join(revs, ",")
 		attempt = fmt.Sprintf("%s@%d", rev, app.Generation)
-		res, err := build.Build(art.Dir, src.Path, buildOptions(app))
+		res, err := buildSources(app, arts)
 		e.mu.Lock()
 		st.attempted = attempt
 		e.mu.Unlock()
 		if err != nil {
-			out := failed(prev, "ComparisonError", fmt.Sprintf("building %s at %s: %v", src.Path, short(rev), err), false)
+			out := failed(prev, "ComparisonError", err.Error(), false)
 			out.revision = rev
 			e.event(u, true, "ComparisonError", out.conditions[0].Message)
 			return withAttempt(attempt, out)
 		}
-		if err := e.normalize(app, res.Objects); err != nil {
+		unknown, err := e.normalize(app, res.Objects)
+		if err != nil {
 			out := failed(prev, "ComparisonError", err.Error(), false)
 			out.revision = rev
 			return withAttempt(attempt, out)
@@ -167,7 +183,7 @@ func (e *Engine) sync(ctx context.Context, app *Application, st *appState, opera
 			return withAttempt(attempt, out)
 		}
 		r = newRendered(renderKey(rev, app), resources, string(res.SourceType))
-		r.hooks = hooks
+		r.hooks, r.unknownKinds = hooks, unknown
 		built = len(r.objs)
 		e.mu.Lock()
 		st.render = r
@@ -176,6 +192,19 @@ func (e *Engine) sync(ctx context.Context, app *Application, st *appState, opera
 		e.mu.Lock()
 		st.attempted = attempt
 		e.mu.Unlock()
+	}
+	// Nothing the project does not permit is written (hooks included).
+	checked := slices.Clone(r.objs)
+	for _, h := range r.hooks {
+		checked = append(checked, h.obj)
+	}
+	if err := proj.checkObjects(app, checked); err != nil {
+		out := failed(prev, "ComparisonError", err.Error(), false)
+		out.revision = rev
+		if operation {
+			out.operated, out.phase, out.message = true, "Failed", "ComparisonError: "+err.Error()
+		}
+		return withAttempt(attempt, out)
 	}
 	if !app.Automated() && !operation {
 		out := e.compare(ctx, app, st, rev, r, prev)
@@ -204,7 +233,7 @@ func withAttempt(attempt string, o *outcome) *outcome {
 
 // normalize sets the destination namespace on namespaced objects without
 // one and marks every object with Argo CD's tracking annotation.
-func (e *Engine) normalize(app *Application, objs []*unstructured.Unstructured) error {
+func (e *Engine) normalize(app *Application, objs []*unstructured.Unstructured) (unknown map[schema.GroupKind]bool, err error) {
 	crdKinds := map[schema.GroupKind]bool{}
 	for _, o := range objs {
 		if o.GetKind() == "CustomResourceDefinition" {
@@ -220,18 +249,28 @@ func (e *Engine) normalize(app *Application, objs []*unstructured.Unstructured) 
 		namespaced, known := crdKinds[gvk.GroupKind()]
 		if !known {
 			m, err := e.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-			if err != nil {
-				if meta.IsNoMatchError(err) {
-					return fmt.Errorf("%s %s: unknown kind (is its CustomResourceDefinition installed?)", gvk.GroupVersion(), gvk.Kind)
+			switch {
+			case meta.IsNoMatchError(err) && (app.SyncOption("SkipDryRunOnMissingResource") || hasSyncOption(o, "SkipDryRunOnMissingResource=true")):
+				// Its CRD comes from elsewhere (an operator, another
+				// Application): not dry-run, applied as a namespaced object
+				// unless it names none and no destination namespace is set.
+				if unknown == nil {
+					unknown = map[schema.GroupKind]bool{}
 				}
-				return fmt.Errorf("mapping %s: %w", gvk, err)
+				unknown[gvk.GroupKind()] = true
+				namespaced = o.GetNamespace() != "" || app.Spec.Destination.Namespace != ""
+			case meta.IsNoMatchError(err):
+				return nil, fmt.Errorf("%s %s: unknown kind (is its CustomResourceDefinition installed? syncOptions SkipDryRunOnMissingResource=true skips it in the dry run)", gvk.GroupVersion(), gvk.Kind)
+			case err != nil:
+				return nil, fmt.Errorf("mapping %s: %w", gvk, err)
+			default:
+				namespaced = m.Scope.Name() == meta.RESTScopeNameNamespace
 			}
-			namespaced = m.Scope.Name() == meta.RESTScopeNameNamespace
 		}
 		if namespaced && o.GetNamespace() == "" {
 			o.SetNamespace(app.Spec.Destination.Namespace)
 			if o.GetNamespace() == "" {
-				return fmt.Errorf("%s %s: namespaced object without a namespace, and spec.destination.namespace is empty", gvk.Kind, o.GetName())
+				return nil, fmt.Errorf("%s %s: namespaced object without a namespace, and spec.destination.namespace is empty", gvk.Kind, o.GetName())
 			}
 		}
 		if !namespaced {
@@ -239,7 +278,7 @@ func (e *Engine) normalize(app *Application, objs []*unstructured.Unstructured) 
 		}
 		k := keyOf(o)
 		if seen[k] && k.Name != "" { // hooks with generateName have none yet
-			return fmt.Errorf("%s: defined twice", k)
+			return nil, fmt.Errorf("%s: defined twice", k)
 		}
 		seen[k] = true
 		ann := o.GetAnnotations()
@@ -249,7 +288,7 @@ func (e *Engine) normalize(app *Application, objs []*unstructured.Unstructured) 
 		ann[annotationTrackingID] = trackingID(app, o)
 		o.SetAnnotations(ann)
 	}
-	return nil
+	return unknown, nil
 }
 
 // apply syncs objs: a dry run of everything first (atomic: nothing is
@@ -286,7 +325,7 @@ func (e *Engine) apply(ctx context.Context, app *Application, st *appState, rev 
 		}
 	}
 	if len(objs) == 0 && len(prev) > 0 && !app.AllowEmpty() {
-		return fail("SyncError", fmt.Sprintf("%s at %s renders no objects; refusing to prune all %d objects (set syncPolicy.automated.allowEmpty to allow it)", app.Spec.Source.Path, short(rev), len(prev)))
+		return fail("SyncError", fmt.Sprintf("%s at %s renders no objects; refusing to prune all %d objects (set syncPolicy.automated.allowEmpty to allow it)", sourcePaths(app), short(rev), len(prev)))
 	}
 	if app.Prune() && !app.AllowEmpty() && len(prev) >= 4 && float64(len(prune)) > e.cfg.PruneProtectRatio*float64(len(prev)) {
 		return fail("SyncError", fmt.Sprintf("revision %s would prune %d of %d objects at once; refusing (set syncPolicy.automated.allowEmpty to allow it)", short(rev), len(prune), len(prev)))
@@ -343,7 +382,19 @@ func (e *Engine) apply(ctx context.Context, app *Application, st *appState, rev 
 	)
 	createdBySync := func(o *unstructured.Unstructured) bool {
 		ns := o.GetNamespace()
-		return (ns != "" && newNamespaces[ns] && !nsExists[ns]) || newCRDs[o.GroupVersionKind().GroupKind()]
+		gk := o.GroupVersionKind().GroupKind()
+		return (ns != "" && newNamespaces[ns] && !nsExists[ns]) || newCRDs[gk] || r.unknownKinds[gk]
+	}
+	// RespectIgnoreDifferences: the ignored fields are sent as the cluster
+	// has them, so the apply leaves them alone.
+	if app.SyncOption("RespectIgnoreDifferences") {
+		for i, o := range toApply {
+			d, err := e.withIgnored(ctx, app, o)
+			if err != nil {
+				return fail("SyncError", fmt.Sprintf("%s: spec.ignoreDifferences: %s", keyOf(o), cleanErr(err)))
+			}
+			toApply[i] = d
+		}
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(applyConcurrency)
@@ -353,18 +404,34 @@ func (e *Engine) apply(ctx context.Context, app *Application, st *appState, rev 
 			refused = append(refused, fmt.Sprintf("%s: namespace %q does not exist (create it in Git or set syncOptions CreateNamespace=true)", keyOf(o), ns))
 			continue
 		}
+		replace := app.SyncOption("Replace") || hasSyncOption(o, "Replace=true")
 		if createdBySync(o) {
-			continue // its namespace or CRD is created by this sync
+			// Its namespace or CRD is created by this sync (or comes
+			// from elsewhere: SkipDryRunOnMissingResource).
+			if replace {
+				verdicts[keyOf(o)] = dryRun{action: ssa.CreatedAction, replace: true}
+			}
+			continue
 		}
 		g.Go(func() error {
-			entry, _, _, err := e.rm.Diff(gctx, o, ssa.DiffOptions{})
+			var v dryRun
+			var err error
+			if replace {
+				v, err = e.dryRunReplace(gctx, o)
+			} else {
+				var entry *ssa.ChangeSetEntry
+				entry, _, _, err = e.rm.Diff(gctx, o, ssa.DiffOptions{})
+				if err == nil {
+					v.action = entry.Action
+				}
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
 				refused = append(refused, fmt.Sprintf("%s: %s", keyOf(o), cleanErr(err)))
 				return nil
 			}
-			verdicts[keyOf(o)] = dryRun{action: entry.Action}
+			verdicts[keyOf(o)] = v
 			return nil
 		})
 	}
@@ -488,10 +555,8 @@ func (e *Engine) apply(ctx context.Context, app *Application, st *appState, rev 
 
 	out.resources, out.health, out.healthMsg = e.inventory(ctx, objs, prune)
 	out.syncStatus = "Synced"
-	for _, r := range out.resources {
-		if r.RequiresPruning {
-			out.syncStatus = "OutOfSync"
-		}
+	if extraneous(out.resources) {
+		out.syncStatus = "OutOfSync"
 	}
 	out.phase = "Succeeded"
 	out.message = fmt.Sprintf("successfully synced (all tasks run) at %s%s", short(rev), pruneMsg)
@@ -613,7 +678,7 @@ func (e *Engine) compare(ctx context.Context, app *Application, st *appState, re
 			continue
 		}
 		g.Go(func() error {
-			entry, _, _, err := e.rm.Diff(gctx, o, ssa.DiffOptions{})
+			entry, err := e.diffIgnoring(gctx, app, o)
 			if err != nil || (entry.Action != ssa.UnchangedAction && entry.Action != ssa.SkippedAction) {
 				mu.Lock()
 				cmp.outOfSync[k] = true
@@ -630,7 +695,7 @@ func (e *Engine) compare(ctx context.Context, app *Application, st *appState, re
 			out.syncStatus = "OutOfSync"
 		}
 	}
-	if len(removed) > 0 {
+	if extraneous(out.resources) {
 		out.syncStatus = "OutOfSync"
 	}
 	e.mu.Lock()
@@ -686,7 +751,7 @@ func (e *Engine) refresh(ctx context.Context, app *Application, st *appState, re
 		requiresPruning = kept
 	}
 	out.resources, out.health, out.healthMsg = e.inventory(ctx, objs, requiresPruning)
-	if drifted || len(requiresPruning) > 0 {
+	if drifted || extraneous(out.resources) {
 		out.syncStatus = "OutOfSync"
 	}
 	return out
@@ -708,9 +773,27 @@ func (e *Engine) inventory(ctx context.Context, objs []*unstructured.Unstructure
 	}
 	for _, r := range notPruned {
 		r.Status, r.RequiresPruning = "OutOfSync", true
+		live := &unstructured.Unstructured{}
+		live.SetGroupVersionKind(r.gvk())
+		live.SetNamespace(r.Namespace)
+		live.SetName(r.Name)
+		if l := e.watches.get(ctx, e.client, live); l != nil && hasCompareOption(l, "IgnoreExtraneous") {
+			r.IgnoreExtraneous = true
+		}
 		out = append(out, r)
 	}
 	return out, agg, msg
+}
+
+// extraneous reports whether an object that left Git is still there and
+// counts for the sync status (not marked IgnoreExtraneous).
+func extraneous(resources []resourceStatus) bool {
+	for _, r := range resources {
+		if r.RequiresPruning && !r.IgnoreExtraneous {
+			return true
+		}
+	}
+	return false
 }
 
 // cleanErr is an error's message on one line.
@@ -733,4 +816,54 @@ func (e *Engine) waitHealthy(ctx context.Context, objs []*unstructured.Unstructu
 		set = append(set, object.UnstructuredToObjMetadata(o))
 	}
 	return e.rm.WaitForSetWithContext(ctx, set, ssa.WaitOptions{Interval: time.Second, Timeout: e.cfg.WaveTimeout})
+}
+
+// buildSources renders each source at its fetched commit (arts, in the
+// order of app.SourceList()) and returns their objects together; a source
+// with a ref lends its checkout to the others' $ref/ value files.
+func buildSources(app *Application, arts []*source.Artifact) (*build.Result, error) {
+	srcs := app.SourceList()
+	refs := map[string]string{}
+	for i, s := range srcs {
+		if s.Ref != "" {
+			refs[s.Ref] = arts[i].Dir
+		}
+	}
+	var out *build.Result
+	for i, s := range srcs {
+		if !s.Rendered() {
+			continue
+		}
+		opts := app.BuildOptionsFor(&s, refs)
+		opts.ObjectsOnly = true
+		res, err := build.Build(arts[i].Dir, s.Path, opts)
+		if err != nil {
+			what := s.Path
+			if len(srcs) > 1 {
+				what = fmt.Sprintf("spec.sources[%d] %s", i, s.Path)
+			}
+			return nil, fmt.Errorf("building %s at %s: %w", what, short(arts[i].Revision), err)
+		}
+		if out == nil {
+			out = res
+			continue
+		}
+		out.Objects = append(out.Objects, res.Objects...)
+		out.Warnings = append(out.Warnings, res.Warnings...)
+	}
+	if out == nil {
+		return nil, errors.New("spec.sources: every source has a ref and no path: nothing to render")
+	}
+	return out, nil
+}
+
+// sourcePaths names the rendered paths of the Application's sources.
+func sourcePaths(app *Application) string {
+	var paths []string
+	for _, s := range app.SourceList() {
+		if s.Rendered() {
+			paths = append(paths, orDefault(s.Path, "."))
+		}
+	}
+	return strings.Join(paths, ", ")
 }

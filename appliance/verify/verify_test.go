@@ -103,7 +103,6 @@ func TestReadApplications(t *testing.T) {
 	})
 	for _, tc := range []struct{ name, doc, want string }{
 		{"another kind is refused", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n", "not an argoproj.io Application"},
-		{"an AppProject other than default is refused", strings.Replace(guideApp, "project: default", "project: team", 1), "AppProjects are not supported"},
 		{"another cluster is refused", strings.Replace(guideApp, "https://kubernetes.default.svc", "https://elsewhere:6443", 1), "only to the local cluster"},
 		{"a chart from a Helm repository is refused", strings.Replace(guideApp, "path: apps/overlays/production", "chart: nginx", 1), "spec.source.chart: charts from a Helm repository cannot be fetched"},
 		{"an option Fjord does not act on is refused by name, not ignored", strings.Replace(guideApp, "targetRevision: HEAD", "targetRevision: HEAD, kustomize: {components: [../c]}", 1), "spec.source.kustomize.components"},

@@ -31,6 +31,9 @@ type HelmOptions struct {
 	// ValueFiles are values files relative to the chart's directory (they
 	// may not leave the repository), merged in order.
 	ValueFiles []string
+	// Refs maps the ref names of an Application's sources to their
+	// checkouts: a value file $name/path is read from there.
+	Refs map[string]string
 	// IgnoreMissingValueFiles skips value files that do not exist.
 	IgnoreMissingValueFiles bool
 	// Values is a YAML document of values, merged after the files; when
@@ -205,6 +208,18 @@ func helmValues(root, dir string, o HelmOptions) (map[string]any, error) {
 		if filepath.IsAbs(f) {
 			p = filepath.Join(root, filepath.FromSlash(f))
 		}
+		base := root
+		if ref, rest, ok := strings.Cut(f, "/"); ok && strings.HasPrefix(ref, "$") {
+			// Another source's file (Argo CD's multiple sources).
+			refRoot, ok := o.Refs[ref[1:]]
+			if !ok {
+				return nil, fmt.Errorf("value file %s: no source has ref %s", f, ref[1:])
+			}
+			if r, err := filepath.EvalSymlinks(refRoot); err == nil {
+				refRoot = r
+			}
+			p, base = filepath.Join(refRoot, filepath.FromSlash(rest)), refRoot
+		}
 		resolved, err := filepath.EvalSymlinks(p)
 		if errors.Is(err, fs.ErrNotExist) {
 			if o.IgnoreMissingValueFiles {
@@ -215,7 +230,7 @@ func helmValues(root, dir string, o HelmOptions) (map[string]any, error) {
 		if err != nil {
 			return nil, fmt.Errorf("value file %s: %w", f, err)
 		}
-		if !within(root, resolved) {
+		if !within(base, resolved) {
 			return nil, fmt.Errorf("value file %s leaves the repository", f)
 		}
 		data, err := os.ReadFile(resolved)

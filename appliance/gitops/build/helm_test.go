@@ -179,6 +179,27 @@ func TestHelmValues(t *testing.T) {
 			t.Errorf("env = %v", env)
 		}
 	})
+	t.Run("a $ref/ value file is read from the source with that ref (Argo CD's multiple sources)", func(t *testing.T) {
+		values := t.TempDir()
+		if err := os.MkdirAll(filepath.Join(values, "envs", "prod"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(values, "envs", "prod", "values.yaml"), []byte("env: {LOG_LEVEL: trace}\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		env := render(t, HelmOptions{ValueFiles: []string{"$values/envs/prod/values.yaml"}, Refs: map[string]string{"values": values}})
+		if env["LOG_LEVEL"] != "trace" {
+			t.Errorf("env = %v", env)
+		}
+		o := HelmOptions{ReleaseName: "shop", ValueFiles: []string{"$config/values.yaml"}, Refs: map[string]string{"values": values}}
+		if _, err := Build(chartRepo, "shop", Options{Helm: &o, HelmSource: true}); err == nil || !strings.Contains(err.Error(), "no source has ref config") {
+			t.Errorf("unknown ref: %v", err)
+		}
+		o.ValueFiles = []string{"$values/../escape.yaml"}
+		if _, err := Build(chartRepo, "shop", Options{Helm: &o, HelmSource: true}); err == nil || !strings.Contains(err.Error(), "leaves the repository") && !strings.Contains(err.Error(), "does not exist") {
+			t.Errorf("escaping ref: %v", err)
+		}
+	})
 	t.Run("a missing values file is skipped with ignoreMissingValueFiles", func(t *testing.T) {
 		env := render(t, HelmOptions{ValueFiles: []string{"values-nowhere.yaml"}, IgnoreMissingValueFiles: true})
 		if env["LOG_LEVEL"] != "info" {

@@ -49,8 +49,7 @@ metadata:
 	return files
 }
 
-func TestGitOpsIgnoreDifferencesAndSyncOptions(t *testing.T) {
-	s := startGitOpsServer(t)
+func ignoreDifferencesAndSyncOptions(t *testing.T, s *server) {
 	repo := newRepo(t, scaledLayout("v1", true))
 	// Argo CD's documented example: an HPA owns replicas.
 	app := strings.Replace(argoApp("scaled", repo.url(), "app", automatedFull), "  syncPolicy:\n",
@@ -96,8 +95,7 @@ func TestGitOpsIgnoreDifferencesAndSyncOptions(t *testing.T) {
 	})
 }
 
-func TestGitOpsSkipDryRunOnMissingResource(t *testing.T) {
-	s := startGitOpsServer(t)
+func skipDryRunOnMissingResource(t *testing.T, s *server) {
 	repo := newRepo(t, map[string]string{
 		"app/widget.yaml": "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w1\nspec:\n  size: 3\n",
 	})

@@ -25,8 +25,7 @@ func (s *server) exists(kind, ns, name string) bool {
 	return err == nil
 }
 
-func TestGitOpsDeletingAnApplication(t *testing.T) {
-	s := startGitOpsServer(t)
+func deletingAnApplication(t *testing.T, s *server) {
 	repo := newRepo(t, deleteLayout())
 	withFinalizer := strings.Replace(argoApp("doomed", repo.url(), "app", automatedFull),
 		"  namespace: argocd\n", "  namespace: argocd\n  finalizers: [resources-finalizer.argocd.argoproj.io]\n", 1)

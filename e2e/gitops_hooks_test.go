@@ -99,8 +99,7 @@ metadata:
 	}
 }
 
-func TestGitOpsHooksRunInTheirPhases(t *testing.T) {
-	s := startGitOpsServer(t)
+func hooksRunInTheirPhases(t *testing.T, s *server) {
 	repo := newRepo(t, hookLayout("v1"))
 	s.kubectlApply(argoApp("hooks", repo.url(), "hooks", automatedFull))
 
@@ -194,6 +193,27 @@ func TestGitOpsHooksRunInTheirPhases(t *testing.T) {
 			t.Errorf("PreSync result %+v", pre)
 		}
 	})
+}
+
+// TestGitOpsArgoCDSyncMachinery runs the scenarios of Argo CD's sync
+// machinery (issue 11) on one server, to keep the suite's time down: each
+// uses Applications and objects of its own.
+func TestGitOpsArgoCDSyncMachinery(t *testing.T) {
+	s := startGitOpsServer(t)
+	for _, sc := range []struct {
+		name string
+		run  func(*testing.T, *server)
+	}{
+		{"hooks run in their phases", hooksRunInTheirPhases},
+		{"retries are counted", retryCountsFailedSyncs},
+		{"ignoreDifferences and sync options", ignoreDifferencesAndSyncOptions},
+		{"SkipDryRunOnMissingResource", skipDryRunOnMissingResource},
+		{"deleting an Application", deletingAnApplication},
+		{"AppProjects", appProjects},
+		{"multiple sources with a values ref", multipleSourcesWithAValuesRef},
+	} {
+		t.Run(sc.name, func(t *testing.T) { sc.run(t, s) })
+	}
 }
 
 // startNodeGitOpsServer starts a server with the node and the busybox

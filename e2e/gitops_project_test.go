@@ -9,8 +9,7 @@ import (
 	"time"
 )
 
-func TestGitOpsAppProjects(t *testing.T) {
-	s := startGitOpsServer(t)
+func appProjects(t *testing.T, s *server) {
 	repo := newRepo(t, map[string]string{
 		"team/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata: {v: \"1\"}\n",
 	})

@@ -8,8 +8,7 @@ import (
 	"time"
 )
 
-func TestGitOpsRetryCountsFailedSyncs(t *testing.T) {
-	s := startGitOpsServer(t)
+func retryCountsFailedSyncs(t *testing.T, s *server) {
 	// The API server refuses a number where a ConfigMap wants a string.
 	repo := newRepo(t, map[string]string{
 		"app/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  retries: 3\n",

@@ -98,8 +98,7 @@ func TestGitOpsKustomizeOptionsOnTheApplication(t *testing.T) {
 	}
 }
 
-func TestGitOpsMultipleSourcesWithAValuesRef(t *testing.T) {
-	s := startGitOpsServer(t)
+func multipleSourcesWithAValuesRef(t *testing.T, s *server) {
 	charts := newRepo(t, chartLayout("2"))
 	values := newRepo(t, map[string]string{"envs/prod/values.yaml": "replicas: 4\ngreeting: moin\n"})
 	app := strings.Replace(argoApp("web-multi", charts.url(), "charts/web", automatedFull), `  source:

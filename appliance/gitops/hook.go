@@ -127,6 +127,15 @@ func hookPhases(u *unstructured.Unstructured) (phases []string, isHook bool, err
 	return dedupe(phases), true, nil
 }
 
+// HookOf reports whether u is a resource hook (Argo CD's annotation, or a
+// Helm hook Argo CD maps), and the phases it runs in (none for Skip and
+// for Helm events Argo CD does not run). A sync creates hooks in their
+// phases; they are never applied as ordinary objects.
+func HookOf(u *unstructured.Unstructured) (phases []string, isHook bool) {
+	phases, isHook, _ = hookPhases(u)
+	return phases, isHook
+}
+
 func dedupe(s []string) []string {
 	seen := map[string]bool{}
 	out := s[:0]

@@ -405,3 +405,23 @@ func TestProgress(t *testing.T) {
 		p.Close()
 	})
 }
+
+func TestRenderAllLeavesHooksToTheSync(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "app", "cm.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\n")
+	write(t, filepath.Join(dir, "app", "migrate.yaml"), "apiVersion: batch/v1\nkind: Job\nmetadata:\n  generateName: migrate-\n  annotations: {argocd.argoproj.io/hook: PreSync}\nspec: {template: {spec: {restartPolicy: Never, containers: [{name: m, image: m}]}}}\n")
+	r := &Report{}
+	objs, _ := renderAll(dir, []*source{{name: "app", path: "app"}}, r)
+	if len(objs) != 2 {
+		t.Fatalf("objects: %d", len(objs))
+	}
+	for _, o := range objs {
+		hook := o.u.GetKind() == "Job"
+		if o.done() != hook {
+			t.Errorf("%s: done = %v", o.u.GetKind(), o.done())
+		}
+		if hook && (o.c.Result != Skipped || !strings.Contains(o.c.Message, "a sync creates it in its phase (PreSync)") || o.c.Name != "migrate-*") {
+			t.Errorf("hook case: %+v", o.c)
+		}
+	}
+}

@@ -97,3 +97,42 @@ func TestGitOpsKustomizeOptionsOnTheApplication(t *testing.T) {
 		t.Errorf("deployment oslo-app: %q, want the prefix, label, image and replicas of spec.source.kustomize", got)
 	}
 }
+
+func multipleSourcesWithAValuesRef(t *testing.T, s *server) {
+	charts := newRepo(t, chartLayout("2"))
+	values := newRepo(t, map[string]string{"envs/prod/values.yaml": "replicas: 4\ngreeting: moin\n"})
+	app := strings.Replace(argoApp("web-multi", charts.url(), "charts/web", automatedFull), `  source:
+    repoURL: '`+charts.url()+`'
+    targetRevision: HEAD
+    path: charts/web
+`, `  sources:
+  - repoURL: '`+charts.url()+`'
+    targetRevision: HEAD
+    path: charts/web
+    helm:
+      valueFiles: [$values/envs/prod/values.yaml]
+  - repoURL: '`+values.url()+`'
+    targetRevision: HEAD
+    ref: values
+`, 1)
+	s.kubectlApply(app)
+	s.waitApp(t, "web-multi", "synced", 2*time.Minute, synced(charts.head()+","+values.head()))
+	t.Run("the chart renders with the values file of the ref source", func(t *testing.T) {
+		if got := s.jsonpath("deploy", "payments", "web-multi", "{.spec.replicas}"); got != "4" {
+			t.Errorf("replicas = %q, want 4 from the values repository", got)
+		}
+		if got := s.jsonpath("cm", "payments", "web-multi-greeting", "{.data.greeting}"); got != "moin" {
+			t.Errorf("greeting = %q", got)
+		}
+		if got := s.jsonpath("application", "argocd", "web-multi", "{.status.sync.revisions[*]}"); got != charts.head()+" "+values.head() {
+			t.Errorf("status.sync.revisions = %q", got)
+		}
+	})
+	t.Run("a commit to the values repository is synced", func(t *testing.T) {
+		rev := values.commit("scale", map[string]string{"envs/prod/values.yaml": "replicas: 5\ngreeting: moin\n"})
+		s.waitApp(t, "web-multi", "synced", 2*time.Minute, synced(charts.head()+","+rev))
+		if got := s.jsonpath("deploy", "payments", "web-multi", "{.spec.replicas}"); got != "5" {
+			t.Errorf("replicas = %q, want 5", got)
+		}
+	})
+}

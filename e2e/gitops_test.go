@@ -411,9 +411,9 @@ func TestGitOpsBadInputKeepsTheLastGoodState(t *testing.T) {
 			t.Fatal("the password appears in fjord's log")
 		}
 	})
-	t.Run("a project other than default is refused", func(t *testing.T) {
+	t.Run("a project that does not exist is refused", func(t *testing.T) {
 		s.mustKubectl("patch", "application", "guarded", "-n", "argocd", "--type=merge", "-p", `{"spec":{"project":"team-a","source":{"repoURL":"`+repo.url()+`"}}}`)
-		failsWith(t, "InvalidSpecError", "AppProjects are not supported")
+		failsWith(t, "InvalidSpecError", `AppProject "team-a" does not exist`)
 	})
 	t.Run("a remote destination is refused", func(t *testing.T) {
 		s.mustKubectl("patch", "application", "guarded", "-n", "argocd", "--type=merge", "-p", `{"spec":{"project":"default","destination":{"server":"https://10.0.0.1:6443"}}}`)

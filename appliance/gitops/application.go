@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -39,10 +40,16 @@ type Application struct {
 // ApplicationSpec mirrors argoproj.io/v1alpha1 ApplicationSpec (the fields
 // Fjord supports).
 type ApplicationSpec struct {
-	Project     string      `json:"project"`
-	Source      *Source     `json:"source"`
+	Project string  `json:"project"`
+	Source  *Source `json:"source"`
+	// Sources, when set, replace Source: each is rendered (but a source
+	// with a ref and no path, which only lends its files to the others'
+	// $ref/ value files) and the objects are synced together.
+	Sources     []Source    `json:"sources"`
 	Destination Destination `json:"destination"`
 	SyncPolicy  *SyncPolicy `json:"syncPolicy"`
+	// IgnoreDifferences are fields that do not count as drift.
+	IgnoreDifferences []IgnoreDifference `json:"ignoreDifferences"`
 }
 
 // Source says where the manifests come from.
@@ -53,6 +60,8 @@ type Source struct {
 	Directory      *Directory `json:"directory"`
 	Helm           *Helm      `json:"helm"`
 	Kustomize      *Kustomize `json:"kustomize"`
+	// Ref names the source for $ref/… value files of the other sources.
+	Ref string `json:"ref"`
 }
 
 // Kustomize holds the options Argo CD applies to a kustomization before it
@@ -124,8 +133,88 @@ type Destination struct {
 
 // SyncPolicy is Argo CD's sync policy.
 type SyncPolicy struct {
-	Automated   *Automated `json:"automated"`
-	SyncOptions []string   `json:"syncOptions"`
+	Automated   *Automated   `json:"automated"`
+	SyncOptions []string     `json:"syncOptions"`
+	Retry       *RetryPolicy `json:"retry"`
+}
+
+// RetryPolicy is how often and how soon a failed sync is tried again.
+// Limit 0 is no retry, a negative limit retries for ever.
+type RetryPolicy struct {
+	Limit   int64 `json:"limit"`
+	Backoff *struct {
+		Duration    string `json:"duration"`
+		Factor      *int64 `json:"factor"`
+		MaxDuration string `json:"maxDuration"`
+	} `json:"backoff"`
+}
+
+// Argo CD's retry backoff defaults.
+const (
+	defaultRetryDuration    = 5 * time.Second
+	defaultRetryFactor      = 2
+	defaultRetryMaxDuration = 3 * time.Minute
+)
+
+// retryAfter returns how long to wait before retry number n+1 of a failed
+// sync (n retries done so far), and false when the policy allows no more:
+// duration·factor^n, at most maxDuration, as Argo CD computes it.
+func (p *RetryPolicy) retryAfter(n int64) (time.Duration, bool) {
+	if p == nil || p.Limit == 0 || (p.Limit > 0 && n >= p.Limit) {
+		return 0, false
+	}
+	d, factor, max := defaultRetryDuration, int64(defaultRetryFactor), defaultRetryMaxDuration
+	if b := p.Backoff; b != nil {
+		d = parseArgoDuration(b.Duration, d)
+		max = parseArgoDuration(b.MaxDuration, max)
+		if b.Factor != nil {
+			factor = *b.Factor
+		}
+	}
+	for i := int64(0); i < n && d < max; i++ {
+		d *= time.Duration(max64(factor, 1))
+	}
+	return min(d, max), true
+}
+
+func max64(a, b int64) int64 {
+	if a > b {
+		return a
+	}
+	return b
+}
+
+// parseArgoDuration reads a duration as Argo CD does: "30s", "2m", or a
+// plain number of seconds.
+func parseArgoDuration(s string, def time.Duration) time.Duration {
+	if s == "" {
+		return def
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		return d
+	}
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return time.Duration(n) * time.Second
+	}
+	return def
+}
+
+// validate names a backoff Argo CD could not read either.
+func (p *RetryPolicy) validate() error {
+	if p == nil || p.Backoff == nil {
+		return nil
+	}
+	for field, v := range map[string]string{"duration": p.Backoff.Duration, "maxDuration": p.Backoff.MaxDuration} {
+		if v == "" {
+			continue
+		}
+		if _, err := time.ParseDuration(v); err != nil {
+			if _, err := strconv.ParseInt(v, 10, 64); err != nil {
+				return fmt.Errorf("spec.syncPolicy.retry.backoff.%s %q: not a duration (such as 5s or 3m)", field, v)
+			}
+		}
+	}
+	return nil
 }
 
 // Automated turns on syncing without a person asking.
@@ -147,13 +236,34 @@ func ParseApplication(u *unstructured.Unstructured) (*Application, error) {
 	return app, nil
 }
 
+// SourceList is the Application's sources: spec.sources, or spec.source
+// alone.
+func (a *Application) SourceList() []Source {
+	if len(a.Spec.Sources) > 0 {
+		return a.Spec.Sources
+	}
+	if a.Spec.Source == nil {
+		return nil
+	}
+	return []Source{*a.Spec.Source}
+}
+
+// Rendered reports whether a source is built into objects: not when it
+// only lends its files (ref set, no path).
+func (s Source) Rendered() bool { return s.Ref == "" || s.Path != "" }
+
 // BuildOptions are how the build stage renders the Application's source:
 // directory.recurse, and a Helm chart with Argo CD's defaults (the release
 // named after the Application, in its destination namespace, Fjord's
 // Kubernetes version in .Capabilities).
 func (a *Application) BuildOptions() build.Options {
+	return a.BuildOptionsFor(a.Spec.Source, nil)
+}
+
+// BuildOptionsFor are BuildOptions for one source; refs maps the ref names
+// of the Application's sources to their checkouts, for $ref/ value files.
+func (a *Application) BuildOptionsFor(src *Source, refs map[string]string) build.Options {
 	var opts build.Options
-	src := a.Spec.Source
 	if src == nil {
 		return opts
 	}
@@ -165,7 +275,7 @@ func (a *Application) BuildOptions() build.Options {
 	}
 	// A chart found at the path without spec.source.helm is rendered with
 	// the same defaults, as in Argo CD.
-	ho := &build.HelmOptions{ReleaseName: a.Name, Namespace: a.Spec.Destination.Namespace, KubeVersion: kubeVersion()}
+	ho := &build.HelmOptions{ReleaseName: a.Name, Namespace: a.Spec.Destination.Namespace, KubeVersion: kubeVersion(), Refs: refs}
 	if h := src.Helm; h != nil {
 		opts.HelmSource = true
 		ho.ReleaseName = orDefault(h.ReleaseName, a.Name)
@@ -259,13 +369,40 @@ func (a *Application) SyncOption(name string) bool {
 	return false
 }
 
+// syncOptions are the sync options Fjord acts on, with the values it
+// accepts. ServerSideApply, ApplyOutOfSyncOnly and Validate are accepted
+// either way: Fjord always applies server-side, writes only what the dry
+// run found changed, and lets the API server validate as it does for any
+// server-side apply.
+var syncOptions = map[string][]string{
+	"CreateNamespace": {"true", "false"}, "PruneLast": {"true", "false"},
+	"ServerSideApply": {"true", "false"}, "ApplyOutOfSyncOnly": {"true", "false"},
+	"Validate": {"true", "false"}, "RespectIgnoreDifferences": {"true", "false"},
+	"Replace": {"true", "false"}, "SkipDryRunOnMissingResource": {"true", "false"},
+	"Prune": {"true", "false"},
+}
+
+// checkSyncOption refuses a sync option Fjord does not act on, by name.
+func checkSyncOption(o string) error {
+	k, v, _ := strings.Cut(o, "=")
+	k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+	for name, values := range syncOptions {
+		if strings.EqualFold(name, k) {
+			for _, ok := range values {
+				if strings.EqualFold(ok, v) {
+					return nil
+				}
+			}
+			return fmt.Errorf("%s: the value must be one of %s", o, strings.Join(values, ", "))
+		}
+	}
+	return fmt.Errorf("%s: Fjord does not act on this sync option", o)
+}
+
 // Validate returns why Fjord cannot sync the Application, or nil: each
 // problem names the field.
 func (a *Application) Validate() error {
 	var errs []error
-	if p := a.Spec.Project; p != "" && p != "default" {
-		errs = append(errs, fmt.Errorf("spec.project %q: AppProjects are not supported yet; use project \"default\"", p))
-	}
 	d := a.Spec.Destination
 	switch {
 	case d.Server == "" && d.Name == "":
@@ -275,13 +412,40 @@ func (a *Application) Validate() error {
 	case d.Server == "" && d.Name != "in-cluster":
 		errs = append(errs, fmt.Errorf("spec.destination.name %q: Fjord syncs only to the local cluster (in-cluster)", d.Name))
 	}
-	if a.Spec.Source == nil || a.Spec.Source.RepoURL == "" {
-		errs = append(errs, errors.New("spec.source.repoURL: required (multiple sources are not supported yet)"))
+	switch {
+	case len(a.Spec.Sources) > 0:
+		refs := map[string]bool{}
+		for i, s := range a.Spec.Sources {
+			if s.RepoURL == "" {
+				errs = append(errs, fmt.Errorf("spec.sources[%d].repoURL: required", i))
+			}
+			if s.Ref != "" && refs[s.Ref] {
+				errs = append(errs, fmt.Errorf("spec.sources[%d].ref %q: another source has this ref", i, s.Ref))
+			}
+			refs[s.Ref] = true
+		}
+	case a.Spec.Source == nil || a.Spec.Source.RepoURL == "":
+		errs = append(errs, errors.New("spec.source.repoURL: required (or spec.sources)"))
 	}
 	errs = append(errs, unsupportedFields(a.rawSpec)...)
-	if a.Spec.Source != nil && a.Spec.Source.Kustomize != nil {
-		if _, err := a.Spec.Source.Kustomize.options(); err != nil {
+	for i, d := range a.Spec.IgnoreDifferences {
+		errs = append(errs, d.validate(i)...)
+	}
+	if a.Spec.SyncPolicy != nil {
+		if err := a.Spec.SyncPolicy.Retry.validate(); err != nil {
 			errs = append(errs, err)
+		}
+		for _, o := range a.Spec.SyncPolicy.SyncOptions {
+			if err := checkSyncOption(o); err != nil {
+				errs = append(errs, fmt.Errorf("spec.syncPolicy.syncOptions: %w", err))
+			}
+		}
+	}
+	for _, s := range a.SourceList() {
+		if s.Kustomize != nil {
+			if _, err := s.Kustomize.options(); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	return errors.Join(errs...)
@@ -291,8 +455,8 @@ func (a *Application) Validate() error {
 // by path; true means every field below is supported too. A field set
 // anywhere else is refused by name, so that nothing is silently half-synced.
 var supportedFields = map[string]bool{
-	"project": true, "destination": true, "info": true, "revisionHistoryLimit": true,
-	"source": false, "source.repoURL": true, "source.targetRevision": true, "source.path": true,
+	"project": true, "destination": true, "info": true, "revisionHistoryLimit": true, "ignoreDifferences": true,
+	"source": false, "source.repoURL": true, "source.targetRevision": true, "source.path": true, "source.ref": true,
 	"source.directory": false, "source.directory.recurse": true,
 	"source.helm": false, "source.helm.releaseName": true, "source.helm.valueFiles": true,
 	"source.helm.ignoreMissingValueFiles": true, "source.helm.values": true, "source.helm.valuesObject": true,
@@ -303,34 +467,44 @@ var supportedFields = map[string]bool{
 	"source.kustomize.commonAnnotations": true, "source.kustomize.forceCommonAnnotations": true,
 	"source.kustomize.namespace": true, "source.kustomize.replicas": true, "source.kustomize.patches": true,
 	"syncPolicy": false, "syncPolicy.automated": true, "syncPolicy.syncOptions": true,
-	// Fjord retries failed syncs with its own backoff.
-	"syncPolicy.retry": true,
+	"syncPolicy.retry": false, "syncPolicy.retry.limit": true, "syncPolicy.retry.backoff": false,
+	"syncPolicy.retry.backoff.duration": true, "syncPolicy.retry.backoff.factor": true, "syncPolicy.retry.backoff.maxDuration": true,
 }
 
 // unsupportedHint says what to do instead of a field Fjord does not act on.
 var unsupportedHint = map[string]string{
-	"sources":                  "multiple sources are not supported yet: use one source",
 	"source.chart":             "charts from a Helm repository cannot be fetched (no repository is reachable): commit the chart to Git and point path at it",
 	"source.plugin":            "config management plugins are not supported",
 	"source.kustomize":         "kustomize options on the Application are not supported yet: put them in the kustomization.yaml",
 	"source.directory.jsonnet": "Jsonnet is not supported",
-	"ignoreDifferences":        "ignoreDifferences is not supported yet: every field in Git is kept as Git has it",
 }
 
 // unsupportedFields names every field of spec, set to something other than
-// its zero value, that Fjord does not act on.
+// its zero value, that Fjord does not act on. Each of spec.sources is held
+// to what spec.source supports.
 func unsupportedFields(spec map[string]any) []error {
 	var errs []error
-	var walk func(prefix string, m map[string]any)
-	walk = func(prefix string, m map[string]any) {
+	// walk checks m, whose fields are known as known+key and named in
+	// errors as shown+key.
+	var walk func(known, shown string, m map[string]any)
+	walk = func(known, shown string, m map[string]any) {
 		keys := make([]string, 0, len(m))
 		for k := range m {
 			keys = append(keys, k)
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
-			v, p := m[k], prefix+k
+			v, p := m[k], known+k
 			if isZero(v) {
+				continue
+			}
+			if p == "sources" {
+				list, _ := v.([]any)
+				for i, el := range list {
+					if sub, ok := el.(map[string]any); ok {
+						walk("source.", fmt.Sprintf("sources[%d].", i), sub)
+					}
+				}
 				continue
 			}
 			all, known := supportedFields[p]
@@ -338,18 +512,18 @@ func unsupportedFields(spec map[string]any) []error {
 			case known && all:
 			case known:
 				if sub, ok := v.(map[string]any); ok {
-					walk(p+".", sub)
+					walk(p+".", shown+k+".", sub)
 				}
 			default:
 				hint := unsupportedHint[p]
 				if hint == "" {
 					hint = "Fjord does not support this field of an Argo CD Application"
 				}
-				errs = append(errs, fmt.Errorf("spec.%s: %s", p, hint))
+				errs = append(errs, fmt.Errorf("spec.%s%s: %s", shown, k, hint))
 			}
 		}
 	}
-	walk("", spec)
+	walk("", "", spec)
 	return errs
 }
 

@@ -1,8 +1,10 @@
 package gitops
 
 import (
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
@@ -57,17 +59,19 @@ func TestValidateRefusesWhatFjordCannotSync(t *testing.T) {
 	for _, tc := range []struct {
 		name, patch, want string
 	}{
-		{"another project", `{"project":"team-a"}`, "AppProjects are not supported"},
 		{"a remote cluster", `{"destination":{"server":"https://10.0.0.1:6443"}}`, "only to the local cluster"},
 		{"a named remote cluster", `{"destination":{"server":"","name":"prod"}}`, "only to the local cluster"},
 		{"no source", `{"source":null}`, "repoURL: required"},
-		{"multiple sources, by name", `{"sources":[{"repoURL":"x"}]}`, "spec.sources: multiple sources are not supported yet"},
+		{"a field of one of several sources, by index", `{"sources":[{"repoURL":"x","chart":"nginx"},{"repoURL":"y","ref":"values"}]}`, "spec.sources[0].chart: charts from a Helm repository cannot be fetched"},
+		{"two sources with one ref", `{"sources":[{"repoURL":"x","ref":"v"},{"repoURL":"y","ref":"v"}]}`, `spec.sources[1].ref "v": another source has this ref`},
 		{"a chart from a Helm repository, by name", `{"source":{"chart":"nginx"}}`, "spec.source.chart: charts from a Helm repository cannot be fetched"},
 		{"a kustomize option Fjord does not know, by name", `{"source":{"kustomize":{"components":["../c"]}}}`, "spec.source.kustomize.components: Fjord does not support"},
 		{"replicas that are not a number", `{"source":{"kustomize":{"replicas":[{"name":"app","count":"many"}]}}}`, `spec.source.kustomize.replicas: app: count "many" is not a number`},
 		{"Jsonnet, by name", `{"source":{"directory":{"jsonnet":{"tlas":[{"name":"a","value":"b"}]}}}}`, "spec.source.directory.jsonnet: Jsonnet is not supported"},
 		{"a Helm field Fjord does not know, by its path", `{"source":{"helm":{"fileParameters":[{"name":"a","path":"b"}]}}}`, "spec.source.helm.fileParameters: Fjord does not support this field"},
-		{"ignoreDifferences, by name", `{"ignoreDifferences":[{"kind":"Deployment","jsonPointers":["/spec/replicas"]}]}`, "spec.ignoreDifferences: ignoreDifferences is not supported yet"},
+		{"an ignoreDifferences pointer that is not one, by its index", `{"ignoreDifferences":[{"kind":"Deployment","jsonPointers":["spec/replicas"]}]}`, `spec.ignoreDifferences[0].jsonPointers[0] "spec/replicas": a JSON pointer starts with /`},
+		{"a jq path expression that does not parse", `{"ignoreDifferences":[{"kind":"Deployment","jqPathExpressions":[".spec.["]}]}`, `spec.ignoreDifferences[0].jqPathExpressions[0] ".spec.["`},
+		{"a sync option Fjord does not act on, by name", `{"syncPolicy":{"syncOptions":["FailOnSharedResource=true"]}}`, `spec.syncPolicy.syncOptions: FailOnSharedResource=true: Fjord does not act on this sync option`},
 	} {
 		t.Run("refuses "+tc.name, func(t *testing.T) {
 			u := mustUnstructured(t, guideApp)
@@ -193,4 +197,53 @@ func TestHealth(t *testing.T) {
 	if worse(Healthy, Degraded) != Degraded || worse(Missing, Progressing) != Missing {
 		t.Fatal("aggregation order wrong")
 	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	parse := func(t *testing.T, retry string) *RetryPolicy {
+		t.Helper()
+		app, err := ParseApplication(mustUnstructured(t, guideApp+"    retry:\n"+retry))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := app.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		return app.Spec.SyncPolicy.Retry
+	}
+	t.Run("Argo CD's documented example backs off 5s, 10s, 20s, 40s, 80s and stops after 5", func(t *testing.T) {
+		p := parse(t, "      limit: 5\n      backoff: {duration: 5s, factor: 2, maxDuration: 3m}\n")
+		var got []time.Duration
+		for n := int64(0); ; n++ {
+			d, ok := p.retryAfter(n)
+			if !ok {
+				break
+			}
+			got = append(got, d)
+		}
+		want := []time.Duration{5 * time.Second, 10 * time.Second, 20 * time.Second, 40 * time.Second, 80 * time.Second}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("backoff = %v, want %v", got, want)
+		}
+	})
+	t.Run("a negative limit retries for ever, capped at maxDuration; plain numbers are seconds", func(t *testing.T) {
+		p := parse(t, "      limit: -1\n      backoff: {duration: \"2\", maxDuration: \"60\"}\n")
+		if d, ok := p.retryAfter(100); !ok || d != time.Minute {
+			t.Errorf("retry 100: %v %v", d, ok)
+		}
+	})
+	t.Run("without a backoff the defaults apply; limit 0 never retries", func(t *testing.T) {
+		if d, ok := parse(t, "      limit: 2\n").retryAfter(1); !ok || d != 10*time.Second {
+			t.Errorf("retry 1: %v %v", d, ok)
+		}
+		if _, ok := (&RetryPolicy{}).retryAfter(0); ok {
+			t.Error("limit 0 retried")
+		}
+	})
+	t.Run("a backoff that is not a duration is refused by name", func(t *testing.T) {
+		app, _ := ParseApplication(mustUnstructured(t, guideApp+"    retry:\n      limit: 1\n      backoff: {duration: soon}\n"))
+		if err := app.Validate(); err == nil || !strings.Contains(err.Error(), "spec.syncPolicy.retry.backoff.duration") {
+			t.Errorf("Validate = %v", err)
+		}
+	})
 }

@@ -24,6 +24,41 @@ const applyConcurrency = 32
 // dryRun is the verdict of the atomic dry run on one object.
 type dryRun struct {
 	action ssa.Action
+	// replace is set for Replace=true: the object is created or replaced
+	// (PUT), not server-side applied.
+	replace bool
+}
+
+// dryRunReplace asks the API server whether it would create or replace o.
+func (e *Engine) dryRunReplace(ctx context.Context, o *unstructured.Unstructured) (dryRun, error) {
+	live := &unstructured.Unstructured{}
+	live.SetGroupVersionKind(o.GroupVersionKind())
+	err := e.client.Get(ctx, client.ObjectKeyFromObject(o), live)
+	if isNotFound(err) {
+		return dryRun{action: ssa.CreatedAction, replace: true}, e.client.Create(ctx, o.DeepCopy(), client.DryRunAll, client.FieldOwner(FieldManager))
+	}
+	if err != nil {
+		return dryRun{}, err
+	}
+	obj := o.DeepCopy()
+	obj.SetResourceVersion(live.GetResourceVersion())
+	return dryRun{action: ssa.ConfiguredAction, replace: true}, e.client.Update(ctx, obj, client.DryRunAll, client.FieldOwner(FieldManager))
+}
+
+// replace creates o, or replaces the live object with it (Replace=true,
+// kubectl replace as Argo CD runs it).
+func (e *Engine) replace(ctx context.Context, o *unstructured.Unstructured) error {
+	live := &unstructured.Unstructured{}
+	live.SetGroupVersionKind(o.GroupVersionKind())
+	err := e.client.Get(ctx, client.ObjectKeyFromObject(o), live)
+	if isNotFound(err) {
+		return e.client.Create(ctx, o, client.FieldOwner(FieldManager))
+	}
+	if err != nil {
+		return err
+	}
+	o.SetResourceVersion(live.GetResourceVersion())
+	return e.client.Update(ctx, o, client.FieldOwner(FieldManager))
 }
 
 // applyWave writes one sync wave with server-side apply (field manager
@@ -94,7 +129,12 @@ func (e *Engine) applyConcurrently(ctx context.Context, objs []*unstructured.Uns
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			obj := o.DeepCopy() // Patch writes the server's answer into it
-			err := e.client.Patch(ctx, obj, client.Apply, client.ForceOwnership, client.FieldOwner(FieldManager))
+			var err error
+			if v.replace {
+				err = e.replace(ctx, obj)
+			} else {
+				err = e.client.Patch(ctx, obj, client.Apply, client.ForceOwnership, client.FieldOwner(FieldManager))
+			}
 			if err != nil {
 				results[i] = resultFor(o, "SyncFailed", cleanErr(err))
 				mu.Lock()
@@ -103,6 +143,9 @@ func (e *Engine) applyConcurrently(ctx context.Context, objs []*unstructured.Uns
 				return
 			}
 			results[i] = resultFor(o, "Synced", string(action))
+			if v.replace && action == ssa.ConfiguredAction {
+				results[i].Message = "replaced"
+			}
 		}()
 	}
 	wg.Wait()

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/fluxcd/pkg/ssa"
@@ -20,7 +21,6 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
 
-	"github.com/fjord-dev/fjord/appliance/gitops/build"
 	"github.com/fjord-dev/fjord/appliance/gitops/source"
 )
 
@@ -183,25 +183,38 @@ func (c *Client) Diff(ctx context.Context, name string, w io.Writer) (bool, erro
 	if err != nil {
 		return false, err
 	}
-	repo, err := c.e.repository(ctx, app.Spec.Source.RepoURL)
+	srcs := app.SourceList()
+	arts := make([]*source.Artifact, len(srcs))
+	revs := make([]string, len(srcs))
+	for i, src := range srcs {
+		repo, err := c.e.repository(ctx, src.RepoURL)
+		if err != nil {
+			return false, err
+		}
+		if arts[i], err = cache.Fetch(ctx, repo, src.TargetRevision); err != nil {
+			return false, err
+		}
+		revs[i] = arts[i].Revision
+	}
+	res, err := buildSources(app, arts)
 	if err != nil {
 		return false, err
 	}
-	art, err := cache.Fetch(ctx, repo, app.Spec.Source.TargetRevision)
-	if err != nil {
+	if _, err := c.e.normalize(app, res.Objects); err != nil {
 		return false, err
 	}
-	res, err := build.Build(art.Dir, app.Spec.Source.Path, buildOptions(app))
+	// Hooks are created by each sync, not compared.
+	objs, _, err := splitHooks(res.Objects)
 	if err != nil {
-		return false, err
-	}
-	if err := c.e.normalize(app, res.Objects); err != nil {
 		return false, err
 	}
 	changed := false
 	desired := map[objKey]bool{}
-	for _, o := range res.Objects {
+	for _, o := range objs {
 		desired[keyOf(o)] = true
+		if o, err = c.e.withIgnored(ctx, app, o); err != nil {
+			return false, err
+		}
 		entry, live, merged, err := c.e.rm.Diff(ctx, o, ssa.DiffOptions{})
 		if err != nil {
 			fmt.Fprintf(w, "# %s: %s\n", keyOf(o), cleanErr(err))
@@ -233,7 +246,7 @@ func (c *Client) Diff(ctx context.Context, name string, w io.Writer) (bool, erro
 			fmt.Fprintf(w, "# %s: %s\n", r.key(), verb)
 		}
 	}
-	fmt.Fprintf(w, "# %s at %s: %s\n", name, short(art.Revision), map[bool]string{true: "changes", false: "no changes"}[changed])
+	fmt.Fprintf(w, "# %s at %s: %s\n", name, short(strings.Join(revs, ",")), map[bool]string{true: "changes", false: "no changes"}[changed])
 	return changed, nil
 }
 

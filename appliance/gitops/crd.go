@@ -15,15 +15,25 @@ import (
 //go:embed crd-application.yaml
 var applicationCRD []byte
 
+// appProjectCRD is Argo CD's appprojects.argoproj.io, v1alpha1, kept as
+// loosely as the Application's.
+//
+//go:embed crd-appproject.yaml
+var appProjectCRD []byte
+
 // bootstrapObjects are what Fjord installs before it watches Applications:
-// the CRD and the argocd namespace Applications live in.
+// the CRDs and the argocd namespace Applications live in.
 func bootstrapObjects(namespace string) ([]*unstructured.Unstructured, error) {
-	crd := &unstructured.Unstructured{}
-	if err := yaml.Unmarshal(applicationCRD, &crd.Object); err != nil {
-		return nil, fmt.Errorf("decoding the Application CRD: %w", err)
+	objs := []*unstructured.Unstructured{}
+	for what, data := range map[string][]byte{"Application": applicationCRD, "AppProject": appProjectCRD} {
+		crd := &unstructured.Unstructured{}
+		if err := yaml.Unmarshal(data, &crd.Object); err != nil {
+			return nil, fmt.Errorf("decoding the %s CRD: %w", what, err)
+		}
+		objs = append(objs, crd)
 	}
 	ns := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": namespace},
 	}}
-	return []*unstructured.Unstructured{crd, ns}, nil
+	return append(objs, ns), nil
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -119,6 +120,12 @@ type appState struct {
 	// applied object's health changed, or it drifted without selfHeal); a
 	// trigger from Git clears it.
 	healthOnly bool
+	// retries counts the retries of the failed sync of retryAttempt
+	// (syncPolicy.retry); retryDue asks the next reconcile to sync again
+	// although nothing changed.
+	retries      int64
+	retryAttempt string
+	retryDue     bool
 }
 
 type healKey struct {
@@ -159,6 +166,9 @@ func (e *Engine) Start(ctx context.Context) error {
 		return fmt.Errorf("installing the Application CRD: %w", err)
 	}
 	watchcache.Await(ctx, e.kube.Discovery().RESTClient(), "/apis/"+ApplicationGVR.Group+"/"+ApplicationGVR.Version+"/"+ApplicationGVR.Resource, 2*time.Second)
+	if err := e.ensureDefaultProject(ctx); err != nil {
+		return err
+	}
 	return e.startWorkers(ctx)
 }
 
@@ -222,7 +232,8 @@ func (e *Engine) startWorkers(ctx context.Context) error {
 		UpdateFunc: func(old, obj any) {
 			o, n := old.(*unstructured.Unstructured), obj.(*unstructured.Unstructured)
 			_, op := n.Object["operation"]
-			if o.GetGeneration() != n.GetGeneration() || op || o.GetAnnotations()["argocd.argoproj.io/refresh"] != n.GetAnnotations()["argocd.argoproj.io/refresh"] {
+			deleting := o.GetDeletionTimestamp() == nil && n.GetDeletionTimestamp() != nil
+			if deleting || o.GetGeneration() != n.GetGeneration() || op || o.GetAnnotations()["argocd.argoproj.io/refresh"] != n.GetAnnotations()["argocd.argoproj.io/refresh"] {
 				e.enqueue(obj)
 			}
 		},
@@ -377,8 +388,7 @@ func (e *Engine) Trigger(url string) int {
 	n := 0
 	for _, obj := range e.apps.GetStore().List() {
 		u := obj.(*unstructured.Unstructured)
-		repo, _, _ := unstructured.NestedString(u.Object, "spec", "source", "repoURL")
-		if got, _ := source.NormalizeURL(repo); url == "" || got == want {
+		if url == "" || slices.ContainsFunc(repoURLs(u), func(repo string) bool { got, _ := source.NormalizeURL(repo); return got == want }) {
 			e.mu.Lock()
 			if st := e.states[u.GetName()]; st != nil {
 				st.healthOnly = false
@@ -426,8 +436,18 @@ func (e *Engine) reconcile(ctx context.Context, name string) bool {
 		return false
 	}
 	u := obj.(*unstructured.Unstructured).DeepCopy()
-	app, err := ParseApplication(u)
 	st := e.state(name)
+	if u.GetDeletionTimestamp() != nil {
+		// Being deleted: with the resources finalizer its objects go
+		// first; nothing is synced any more either way.
+		if err := e.cascade(ctx, name, st, u); err != nil {
+			e.log.Warn("deleting application resources", "application", name, "err", cleanErr(err))
+			e.deletionError(ctx, u, cleanErr(err))
+			return true
+		}
+		return false
+	}
+	app, err := ParseApplication(u)
 	// A requested operation (fjord sync, Argo CD's operation field) is taken
 	// off the Application before the sync runs, so the status writes that
 	// follow do not request it again; operationState carries it.
@@ -444,6 +464,9 @@ func (e *Engine) reconcile(ctx context.Context, name string) bool {
 		out = &outcome{syncStatus: "Unknown", conditions: []condition{{Type: "InvalidSpecError", Message: err.Error()}}}
 	} else {
 		out = e.sync(ctx, app, st, op != nil, u)
+	}
+	if app != nil {
+		e.retry(name, app, st, out)
 	}
 	e.mu.Lock()
 	if out.refreshed {
@@ -514,4 +537,56 @@ func isNotFound(err error) bool {
 func existsNamespace(ctx context.Context, kube kubernetes.Interface, ns string) bool {
 	_, err := kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
 	return err == nil
+}
+
+// retry applies syncPolicy.retry to a sync operation that ran: a failure
+// is tried again after the policy's backoff (the operation stays Running,
+// as in Argo CD) until the limit is reached; retryCount reports the
+// retries made for the same revision and spec.
+func (e *Engine) retry(name string, app *Application, st *appState, out *outcome) {
+	if !out.operated || out.refreshed {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if st.retryAttempt != out.attempt {
+		st.retries, st.retryAttempt = 0, out.attempt
+	}
+	var policy *RetryPolicy
+	if app.Spec.SyncPolicy != nil {
+		policy = app.Spec.SyncPolicy.Retry
+	}
+	if out.phase == "Failed" {
+		if d, ok := policy.retryAfter(st.retries); ok {
+			st.retries++
+			st.retryDue = true
+			out.phase = "Running"
+			out.message = fmt.Sprintf("%s. Retrying attempt #%d at %s.", out.message, st.retries, time.Now().Add(d).Format(time.Kitchen))
+			e.queue.AddAfter(name, d)
+		} else if st.retries > 0 {
+			out.message = fmt.Sprintf("%s (retried %d times).", out.message, st.retries)
+		}
+	}
+	out.retryCount = st.retries
+	if out.phase == "Succeeded" {
+		st.retries = 0
+	}
+}
+
+// repoURLs lists the repositories of an Application (spec.source and each
+// of spec.sources).
+func repoURLs(u *unstructured.Unstructured) []string {
+	var urls []string
+	if repo, _, _ := unstructured.NestedString(u.Object, "spec", "source", "repoURL"); repo != "" {
+		urls = append(urls, repo)
+	}
+	srcs, _, _ := unstructured.NestedSlice(u.Object, "spec", "sources")
+	for _, s := range srcs {
+		if m, ok := s.(map[string]any); ok {
+			if repo, _ := m["repoURL"].(string); repo != "" {
+				urls = append(urls, repo)
+			}
+		}
+	}
+	return urls
 }

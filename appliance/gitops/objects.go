@@ -15,6 +15,8 @@ const (
 	annotationTrackingID  = "argocd.argoproj.io/tracking-id"
 	annotationSyncWave    = "argocd.argoproj.io/sync-wave"
 	annotationSyncOptions = "argocd.argoproj.io/sync-options"
+	// annotationCompareOptions holds IgnoreExtraneous.
+	annotationCompareOptions = "argocd.argoproj.io/compare-options"
 )
 
 // objKey identifies one object across API versions.
@@ -54,19 +56,35 @@ func trackedBy(u *unstructured.Unstructured) string {
 	return name
 }
 
-// syncWave returns the object's sync wave (0 when unset or invalid).
+// syncWave returns the object's sync wave: its sync-wave annotation, else
+// its helm.sh/hook-weight, else 0 (gitops-engine syncwaves.Wave).
 func syncWave(u *unstructured.Unstructured) int {
-	w, err := strconv.Atoi(strings.TrimSpace(u.GetAnnotations()[annotationSyncWave]))
-	if err != nil {
-		return 0
+	for _, k := range []string{annotationSyncWave, annotationHelmHookWeight} {
+		if v, ok := u.GetAnnotations()[k]; ok {
+			if w, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
+				return w
+			}
+		}
 	}
-	return w
+	return 0
 }
 
 // hasSyncOption reports whether the object's sync-options annotation says
 // option (e.g. "Prune=false").
 func hasSyncOption(u *unstructured.Unstructured, option string) bool {
-	for _, o := range strings.Split(u.GetAnnotations()[annotationSyncOptions], ",") {
+	return hasAnnotationOption(u, annotationSyncOptions, option)
+}
+
+// hasCompareOption reports whether the object's compare-options
+// annotation says option (e.g. "IgnoreExtraneous").
+func hasCompareOption(u *unstructured.Unstructured, option string) bool {
+	return hasAnnotationOption(u, annotationCompareOptions, option)
+}
+
+// hasAnnotationOption reports whether the comma-separated annotation key
+// holds option, case-insensitively.
+func hasAnnotationOption(u *unstructured.Unstructured, key, option string) bool {
+	for _, o := range strings.Split(u.GetAnnotations()[key], ",") {
 		if strings.EqualFold(strings.TrimSpace(o), option) {
 			return true
 		}
@@ -104,6 +122,10 @@ type resourceStatus struct {
 	Status          string        `json:"status,omitempty"`
 	Health          *healthStatus `json:"health,omitempty"`
 	RequiresPruning bool          `json:"requiresPruning,omitempty"`
+	// ignoreExtraneous is set on an object that left Git whose live
+	// annotation says compare-options IgnoreExtraneous: it does not make
+	// the Application OutOfSync. Never written.
+	IgnoreExtraneous bool `json:"-"`
 }
 
 type healthStatus struct {

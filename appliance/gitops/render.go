@@ -5,8 +5,7 @@ import (
 	"fmt"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-
-	"github.com/fjord-dev/fjord/appliance/gitops/build"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
 // rendered is one render of an Application's source: the objects its path
@@ -21,6 +20,12 @@ type rendered struct {
 	objs       []*unstructured.Unstructured
 	hashes     map[objKey]string
 	sourceType string
+	// hooks are the render's resource hooks, run in their phases by every
+	// sync operation and never part of the inventory.
+	hooks []*hook
+	// unknownKinds are kinds without a CRD yet whose objects skip the dry
+	// run (SkipDryRunOnMissingResource).
+	unknownKinds map[schema.GroupKind]bool
 }
 
 // renderKey identifies a render: the commit, the source path, the build
@@ -28,16 +33,8 @@ type rendered struct {
 // tracking annotation, the destination namespace).
 func renderKey(rev string, app *Application) string {
 	// The whole source: path, directory, helm and kustomize options.
-	src, _ := json.Marshal(app.Spec.Source)
+	src, _ := json.Marshal(app.SourceList())
 	return fmt.Sprintf("%s\x00%s\x00%s\x00%s", rev, src, app.Name, app.Spec.Destination.Namespace)
-}
-
-// buildOptions are the Application's, without the YAML stream the engine
-// does not read.
-func buildOptions(app *Application) build.Options {
-	opts := app.BuildOptions()
-	opts.ObjectsOnly = true
-	return opts
 }
 
 func newRendered(key string, objs []*unstructured.Unstructured, sourceType string) *rendered {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,13 +25,17 @@ import (
 func (e *Engine) writeStatus(ctx context.Context, u *unstructured.Unstructured, st *appState, out *outcome, op map[string]any) error {
 	now := metav1.Now().Format(time.RFC3339)
 	src, _, _ := unstructured.NestedMap(u.Object, "spec", "source")
+	srcs, _, _ := unstructured.NestedSlice(u.Object, "spec", "sources")
 	dst, _, _ := unstructured.NestedMap(u.Object, "spec", "destination")
+	comparedTo := map[string]any{"source": src, "destination": dst}
+	sync := map[string]any{"status": out.syncStatus, "revision": out.revision, "comparedTo": comparedTo}
+	if len(srcs) > 0 {
+		// Several sources: Argo CD's revisions and sources lists.
+		comparedTo["sources"] = srcs
+		sync["revisions"] = strings.Split(out.revision, ",")
+	}
 	status := map[string]any{
-		"sync": map[string]any{
-			"status":     out.syncStatus,
-			"revision":   out.revision,
-			"comparedTo": map[string]any{"source": src, "destination": dst},
-		},
+		"sync":         sync,
 		"reconciledAt": now,
 		"resources":    out.resources,
 		"conditions":   nil,
@@ -74,6 +79,10 @@ func (e *Engine) writeStatus(ctx context.Context, u *unstructured.Unstructured, 
 			"finishedAt": finished.UTC().Format(time.RFC3339),
 			"operation":  op,
 			"syncResult": map[string]any{"revision": out.revision, "resources": out.results, "source": src},
+			"retryCount": nil,
+		}
+		if out.retryCount > 0 {
+			status["operationState"].(map[string]any)["retryCount"] = out.retryCount
 		}
 	}
 	e.mu.Lock()
@@ -151,4 +160,17 @@ func conditionsOf(u *unstructured.Unstructured) []condition {
 		}
 	}
 	return out
+}
+
+// operationRunning records that the sync operation is under way and what
+// it waits for (a hook, health before PostSync), as Argo CD shows a
+// Running operation. The final status write replaces it.
+func (e *Engine) operationRunning(ctx context.Context, u *unstructured.Unstructured, msg string) {
+	patch, _ := json.Marshal(map[string]any{"status": map[string]any{"operationState": map[string]any{
+		"phase": "Running", "message": msg, "finishedAt": nil,
+	}}})
+	client := e.dyn.Resource(ApplicationGVR).Namespace(u.GetNamespace())
+	if _, err := client.Patch(ctx, u.GetName(), types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager}, "status"); err != nil {
+		e.log.Warn("writing the operation's progress", "application", u.GetName(), "err", err)
+	}
 }

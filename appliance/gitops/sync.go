@@ -5,8 +5,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -41,9 +43,11 @@ type outcome struct {
 	phase    string // Succeeded, Failed, Error
 	message  string
 	results  []resourceResult
-	started  time.Time
-	finished time.Time
-	retry    bool
+	// retryCount is the number of retries of this sync (syncPolicy.retry).
+	retryCount int64
+	started    time.Time
+	finished   time.Time
+	retry      bool
 	// refreshed is set when nothing was attempted: health and drift of the
 	// last applied revision were only looked at again.
 	refreshed bool
@@ -69,6 +73,10 @@ type resourceResult struct {
 	Status    string `json:"status"`
 	Message   string `json:"message,omitempty"`
 	SyncPhase string `json:"syncPhase,omitempty"`
+	// HookType and HookPhase are set on hooks: their type and whether
+	// they are Running, Succeeded or Failed.
+	HookType  string `json:"hookType,omitempty"`
+	HookPhase string `json:"hookPhase,omitempty"`
 }
 
 func resultFor(u *unstructured.Unstructured, status, msg string) resourceResult {
@@ -90,11 +98,12 @@ func (e *Engine) sync(ctx context.Context, app *Application, st *appState, opera
 	if err := app.Validate(); err != nil {
 		return failed(prev, "InvalidSpecError", err.Error(), false)
 	}
-	src := app.Spec.Source
 	// A health change of an applied object needs a status refresh, not a
 	// question to the Git host: the revision stays what was last attempted.
 	e.mu.Lock()
-	healthOnly := st.healthOnly && !operation
+	retryDue := st.retryDue
+	st.retryDue = false
+	healthOnly := st.healthOnly && !operation && !retryDue
 	st.healthOnly = false
 	rev, attemptedGen, _ := strings.Cut(st.attempted, "@")
 	e.mu.Unlock()
@@ -104,14 +113,28 @@ func (e *Engine) sync(ctx context.Context, app *Application, st *appState, opera
 		e.mu.Unlock()
 		return e.refresh(ctx, app, st, rev, prev, u)
 	}
-	repo, err := e.repository(ctx, src.RepoURL)
-	if err != nil {
-		return failed(prev, "ComparisonError", err.Error(), true)
+	// A retry of a failed sync runs the operation again, as if asked for.
+	operation = operation || retryDue
+	proj, err := e.project(ctx, app)
+	if err == nil {
+		err = proj.checkSource(app)
 	}
-	rev, err = e.sources.Resolve(ctx, repo, src.TargetRevision)
 	if err != nil {
-		return failed(prev, "ComparisonError", err.Error(), !source.IsTerminal(err))
+		return failed(prev, "InvalidSpecError", err.Error(), false)
 	}
+	srcs := app.SourceList()
+	repos := make([]source.Repository, len(srcs))
+	revs := make([]string, len(srcs))
+	for i, src := range srcs {
+		if repos[i], err = e.repository(ctx, src.RepoURL); err != nil {
+			return failed(prev, "ComparisonError", err.Error(), true)
+		}
+		if revs[i], err = e.sources.Resolve(ctx, repos[i], src.TargetRevision); err != nil {
+			return failed(prev, "ComparisonError", err.Error(), !source.IsTerminal(err))
+		}
+	}
+	// With several sources the revision is theirs, in order, joined.
+	rev = strings.Join(revs, ",")
 	attempt := fmt.Sprintf("%s@%d", rev, app.Generation)
 	e.mu.Lock()
 	st.app = app
@@ -128,28 +151,39 @@ func (e *Engine) sync(ctx context.Context, app *Application, st *appState, opera
 	if r == nil || r.key != renderKey(rev, app) {
 		// Not rendered yet at this commit: fetch and build. A no-op resync
 		// (fjord sync, a poll of an Application without automated) skips this.
-		art, err := e.sources.Fetch(ctx, repo, src.TargetRevision)
-		if err != nil {
-			return failed(prev, "ComparisonError", err.Error(), !source.IsTerminal(err))
+		arts := make([]*source.Artifact, len(srcs))
+		for i, src := range srcs {
+			if arts[i], err = e.sources.Fetch(ctx, repos[i], src.TargetRevision); err != nil {
+				return failed(prev, "ComparisonError", err.Error(), !source.IsTerminal(err))
+			}
+			revs[i] = arts[i].Revision
 		}
-		rev = art.Revision
+		rev = strings.Join(revs, ",")
 		attempt = fmt.Sprintf("%s@%d", rev, app.Generation)
-		res, err := build.Build(art.Dir, src.Path, buildOptions(app))
+		res, err := buildSources(app, arts)
 		e.mu.Lock()
 		st.attempted = attempt
 		e.mu.Unlock()
 		if err != nil {
-			out := failed(prev, "ComparisonError", fmt.Sprintf("building %s at %s: %v", src.Path, short(rev), err), false)
+			out := failed(prev, "ComparisonError", err.Error(), false)
 			out.revision = rev
 			e.event(u, true, "ComparisonError", out.conditions[0].Message)
 			return withAttempt(attempt, out)
 		}
-		if err := e.normalize(app, res.Objects); err != nil {
+		unknown, err := e.normalize(app, res.Objects)
+		if err != nil {
 			out := failed(prev, "ComparisonError", err.Error(), false)
 			out.revision = rev
 			return withAttempt(attempt, out)
 		}
-		r = newRendered(renderKey(rev, app), res.Objects, string(res.SourceType))
+		resources, hooks, err := splitHooks(res.Objects)
+		if err != nil {
+			out := failed(prev, "ComparisonError", err.Error(), false)
+			out.revision = rev
+			return withAttempt(attempt, out)
+		}
+		r = newRendered(renderKey(rev, app), resources, string(res.SourceType))
+		r.hooks, r.unknownKinds = hooks, unknown
 		built = len(r.objs)
 		e.mu.Lock()
 		st.render = r
@@ -158,6 +192,19 @@ func (e *Engine) sync(ctx context.Context, app *Application, st *appState, opera
 		e.mu.Lock()
 		st.attempted = attempt
 		e.mu.Unlock()
+	}
+	// Nothing the project does not permit is written (hooks included).
+	checked := slices.Clone(r.objs)
+	for _, h := range r.hooks {
+		checked = append(checked, h.obj)
+	}
+	if err := proj.checkObjects(app, checked); err != nil {
+		out := failed(prev, "ComparisonError", err.Error(), false)
+		out.revision = rev
+		if operation {
+			out.operated, out.phase, out.message = true, "Failed", "ComparisonError: "+err.Error()
+		}
+		return withAttempt(attempt, out)
 	}
 	if !app.Automated() && !operation {
 		out := e.compare(ctx, app, st, rev, r, prev)
@@ -186,7 +233,7 @@ func withAttempt(attempt string, o *outcome) *outcome {
 
 // normalize sets the destination namespace on namespaced objects without
 // one and marks every object with Argo CD's tracking annotation.
-func (e *Engine) normalize(app *Application, objs []*unstructured.Unstructured) error {
+func (e *Engine) normalize(app *Application, objs []*unstructured.Unstructured) (unknown map[schema.GroupKind]bool, err error) {
 	crdKinds := map[schema.GroupKind]bool{}
 	for _, o := range objs {
 		if o.GetKind() == "CustomResourceDefinition" {
@@ -202,26 +249,36 @@ func (e *Engine) normalize(app *Application, objs []*unstructured.Unstructured) 
 		namespaced, known := crdKinds[gvk.GroupKind()]
 		if !known {
 			m, err := e.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-			if err != nil {
-				if meta.IsNoMatchError(err) {
-					return fmt.Errorf("%s %s: unknown kind (is its CustomResourceDefinition installed?)", gvk.GroupVersion(), gvk.Kind)
+			switch {
+			case meta.IsNoMatchError(err) && (app.SyncOption("SkipDryRunOnMissingResource") || hasSyncOption(o, "SkipDryRunOnMissingResource=true")):
+				// Its CRD comes from elsewhere (an operator, another
+				// Application): not dry-run, applied as a namespaced object
+				// unless it names none and no destination namespace is set.
+				if unknown == nil {
+					unknown = map[schema.GroupKind]bool{}
 				}
-				return fmt.Errorf("mapping %s: %w", gvk, err)
+				unknown[gvk.GroupKind()] = true
+				namespaced = o.GetNamespace() != "" || app.Spec.Destination.Namespace != ""
+			case meta.IsNoMatchError(err):
+				return nil, fmt.Errorf("%s %s: unknown kind (is its CustomResourceDefinition installed? syncOptions SkipDryRunOnMissingResource=true skips it in the dry run)", gvk.GroupVersion(), gvk.Kind)
+			case err != nil:
+				return nil, fmt.Errorf("mapping %s: %w", gvk, err)
+			default:
+				namespaced = m.Scope.Name() == meta.RESTScopeNameNamespace
 			}
-			namespaced = m.Scope.Name() == meta.RESTScopeNameNamespace
 		}
 		if namespaced && o.GetNamespace() == "" {
 			o.SetNamespace(app.Spec.Destination.Namespace)
 			if o.GetNamespace() == "" {
-				return fmt.Errorf("%s %s: namespaced object without a namespace, and spec.destination.namespace is empty", gvk.Kind, o.GetName())
+				return nil, fmt.Errorf("%s %s: namespaced object without a namespace, and spec.destination.namespace is empty", gvk.Kind, o.GetName())
 			}
 		}
 		if !namespaced {
 			o.SetNamespace("")
 		}
 		k := keyOf(o)
-		if seen[k] {
-			return fmt.Errorf("%s: defined twice", k)
+		if seen[k] && k.Name != "" { // hooks with generateName have none yet
+			return nil, fmt.Errorf("%s: defined twice", k)
 		}
 		seen[k] = true
 		ann := o.GetAnnotations()
@@ -231,7 +288,7 @@ func (e *Engine) normalize(app *Application, objs []*unstructured.Unstructured) 
 		ann[annotationTrackingID] = trackingID(app, o)
 		o.SetAnnotations(ann)
 	}
-	return nil
+	return unknown, nil
 }
 
 // apply syncs objs: a dry run of everything first (atomic: nothing is
@@ -268,7 +325,7 @@ func (e *Engine) apply(ctx context.Context, app *Application, st *appState, rev 
 		}
 	}
 	if len(objs) == 0 && len(prev) > 0 && !app.AllowEmpty() {
-		return fail("SyncError", fmt.Sprintf("%s at %s renders no objects; refusing to prune all %d objects (set syncPolicy.automated.allowEmpty to allow it)", app.Spec.Source.Path, short(rev), len(prev)))
+		return fail("SyncError", fmt.Sprintf("%s at %s renders no objects; refusing to prune all %d objects (set syncPolicy.automated.allowEmpty to allow it)", sourcePaths(app), short(rev), len(prev)))
 	}
 	if app.Prune() && !app.AllowEmpty() && len(prev) >= 4 && float64(len(prune)) > e.cfg.PruneProtectRatio*float64(len(prev)) {
 		return fail("SyncError", fmt.Sprintf("revision %s would prune %d of %d objects at once; refusing (set syncPolicy.automated.allowEmpty to allow it)", short(rev), len(prune), len(prev)))
@@ -323,6 +380,22 @@ func (e *Engine) apply(ctx context.Context, app *Application, st *appState, rev 
 		refused  []string
 		verdicts = make(map[objKey]dryRun, len(toApply))
 	)
+	createdBySync := func(o *unstructured.Unstructured) bool {
+		ns := o.GetNamespace()
+		gk := o.GroupVersionKind().GroupKind()
+		return (ns != "" && newNamespaces[ns] && !nsExists[ns]) || newCRDs[gk] || r.unknownKinds[gk]
+	}
+	// RespectIgnoreDifferences: the ignored fields are sent as the cluster
+	// has them, so the apply leaves them alone.
+	if app.SyncOption("RespectIgnoreDifferences") {
+		for i, o := range toApply {
+			d, err := e.withIgnored(ctx, app, o)
+			if err != nil {
+				return fail("SyncError", fmt.Sprintf("%s: spec.ignoreDifferences: %s", keyOf(o), cleanErr(err)))
+			}
+			toApply[i] = d
+		}
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(applyConcurrency)
 	for _, o := range toApply {
@@ -331,25 +404,49 @@ func (e *Engine) apply(ctx context.Context, app *Application, st *appState, rev 
 			refused = append(refused, fmt.Sprintf("%s: namespace %q does not exist (create it in Git or set syncOptions CreateNamespace=true)", keyOf(o), ns))
 			continue
 		}
-		if (ns != "" && newNamespaces[ns] && !nsExists[ns]) || newCRDs[o.GroupVersionKind().GroupKind()] {
-			continue // its namespace or CRD is created by this sync
+		replace := app.SyncOption("Replace") || hasSyncOption(o, "Replace=true")
+		if createdBySync(o) {
+			// Its namespace or CRD is created by this sync (or comes
+			// from elsewhere: SkipDryRunOnMissingResource).
+			if replace {
+				verdicts[keyOf(o)] = dryRun{action: ssa.CreatedAction, replace: true}
+			}
+			continue
 		}
 		g.Go(func() error {
-			entry, _, _, err := e.rm.Diff(gctx, o, ssa.DiffOptions{})
+			var v dryRun
+			var err error
+			if replace {
+				v, err = e.dryRunReplace(gctx, o)
+			} else {
+				var entry *ssa.ChangeSetEntry
+				entry, _, _, err = e.rm.Diff(gctx, o, ssa.DiffOptions{})
+				if err == nil {
+					v.action = entry.Action
+				}
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
 				refused = append(refused, fmt.Sprintf("%s: %s", keyOf(o), cleanErr(err)))
 				return nil
 			}
-			verdicts[keyOf(o)] = dryRun{action: entry.Action}
+			verdicts[keyOf(o)] = v
 			return nil
 		})
 	}
 	g.Wait()
+	lastProgress := ""
+	run := e.newHookRun(app, rev, r.hooks, func(msg string) {
+		if msg != lastProgress {
+			lastProgress = msg
+			e.operationRunning(ctx, u, msg)
+		}
+	})
+	refused = append(refused, run.dryRun(ctx, createdBySync)...)
 	if len(refused) > 0 {
 		sort.Strings(refused)
-		return fail("SyncError", fmt.Sprintf("the API server refused %d of %d objects at %s; nothing was applied: %s", len(refused), len(objs), short(rev), strings.Join(refused, "; ")))
+		return fail("SyncError", fmt.Sprintf("the API server refused %d of %d objects at %s; nothing was applied: %s", len(refused), len(objs)+len(r.hooks), short(rev), strings.Join(refused, "; ")))
 	}
 
 	applyOpts := ssa.DefaultApplyOptions()
@@ -363,20 +460,64 @@ func (e *Engine) apply(ctx context.Context, app *Application, st *appState, rev 
 	e.mu.Lock()
 	st.compared = nil // whatever happens next, the cluster changes
 	e.mu.Unlock()
-	waves := byWave(toApply)
-	for i, wave := range waves {
-		results, err := e.applyWave(ctx, wave, verdicts, applyOpts)
-		out.results = append(out.results, results...)
-		if err != nil {
-			return fail("SyncError", fmt.Sprintf("applying wave %d of %d at %s: %s", syncWave(wave[0]), len(waves), short(rev), cleanErr(err)))
-		}
-		if i < len(waves)-1 {
-			set := make(object.ObjMetadataSet, 0, len(wave))
-			for _, o := range wave {
-				set = append(set, object.UnstructuredToObjMetadata(o))
+
+	// Hook results go around the resources' results: PreSync first, then
+	// the Sync phase, then PostSync and SyncFail.
+	var synced []resourceResult
+	results := func() []resourceResult {
+		rs := append(run.resultsOf(phasePreSync), synced...)
+		rs = append(rs, run.resultsOf(phaseSync)...)
+		return append(rs, run.resultsOf(phasePostSync, phaseSyncFail)...)
+	}
+	// A failure after the dry run runs the SyncFail hooks, then deletes the
+	// hooks whose policy is HookFailed.
+	failSync := func(msg string) *outcome {
+		if run.has(phaseSyncFail) {
+			if err := run.phase(ctx, phaseSyncFail); err != nil {
+				msg += "; SyncFail hooks: " + cleanErr(err)
 			}
-			if err := e.rm.WaitForSetWithContext(ctx, set, ssa.WaitOptions{Interval: time.Second, Timeout: e.cfg.WaveTimeout}); err != nil {
-				return fail("SyncError", fmt.Sprintf("wave %d did not become healthy within %s: %s", syncWave(wave[0]), e.cfg.WaveTimeout, cleanErr(err)))
+		}
+		run.cleanup(ctx, false)
+		out.results = append(out.results, results()...)
+		return fail("SyncError", msg)
+	}
+	out.results, synced = nil, out.results
+	if err := run.phase(ctx, phasePreSync); err != nil {
+		return failSync(fmt.Sprintf("PreSync at %s: %s; nothing of the Sync phase was applied", short(rev), cleanErr(err)))
+	}
+
+	// The Sync phase: each wave's objects applied and its Sync hooks
+	// created, then waited for (objects healthy, hooks completed) before
+	// the next wave. The last wave's objects are waited for only when
+	// PostSync hooks follow (they run once everything is healthy).
+	waves := byWave(toApply)
+	waveNums := map[int][]*unstructured.Unstructured{}
+	for _, w := range waves {
+		waveNums[syncWave(w[0])] = w
+	}
+	for _, hw := range hookWaves(r.hooks, phaseSync) {
+		if _, ok := waveNums[hw[0].wave]; !ok {
+			waveNums[hw[0].wave] = nil
+		}
+	}
+	order := slices.Sorted(maps.Keys(waveNums))
+	for i, w := range order {
+		wave := waveNums[w]
+		if len(wave) > 0 {
+			res, err := e.applyWave(ctx, wave, verdicts, applyOpts)
+			synced = append(synced, res...)
+			if err != nil {
+				return failSync(fmt.Sprintf("applying wave %d of %d at %s: %s", w, len(order), short(rev), cleanErr(err)))
+			}
+		}
+		if hooks := run.hooksOf(phaseSync, w); len(hooks) > 0 {
+			if err := run.wave(ctx, hooks); err != nil {
+				return failSync(fmt.Sprintf("Sync hooks of wave %d at %s: %s", w, short(rev), cleanErr(err)))
+			}
+		}
+		if len(wave) > 0 && i < len(order)-1 {
+			if err := e.waitHealthy(ctx, wave); err != nil {
+				return failSync(fmt.Sprintf("wave %d did not become healthy within %s: %s", w, e.cfg.WaveTimeout, cleanErr(err)))
 			}
 		}
 	}
@@ -390,22 +531,32 @@ func (e *Engine) apply(ctx context.Context, app *Application, st *appState, rev 
 
 	pruned, kept, pruneMsg, err := e.pruneStep(ctx, app, objs, prune)
 	if err != nil {
-		return fail("SyncError", fmt.Sprintf("pruning: %s", cleanErr(err)))
+		return failSync(fmt.Sprintf("pruning: %s", cleanErr(err)))
 	}
 	for _, p := range pruned {
-		out.results = append(out.results, resourceResult{Group: p.Group, Version: p.Version, Kind: p.Kind, Namespace: p.Namespace, Name: p.Name, Status: "Pruned", Message: "pruned", SyncPhase: "Sync"})
+		synced = append(synced, resourceResult{Group: p.Group, Version: p.Version, Kind: p.Kind, Namespace: p.Namespace, Name: p.Name, Status: "Pruned", Message: "pruned", SyncPhase: "Sync"})
 	}
 	if len(pruned) > 0 {
 		e.event(u, false, "Pruned", fmt.Sprintf("pruned %d objects removed from Git", len(pruned)))
 	}
 	prune = kept
 
+	if run.has(phasePostSync) {
+		run.progress("waiting for the synced objects to become healthy before the PostSync hooks")
+		if err := e.waitHealthy(ctx, objs); err != nil {
+			return failSync(fmt.Sprintf("the synced objects did not become healthy within %s, so the PostSync hooks did not run: %s", e.cfg.WaveTimeout, cleanErr(err)))
+		}
+		if err := run.phase(ctx, phasePostSync); err != nil {
+			return failSync(fmt.Sprintf("PostSync at %s: %s", short(rev), cleanErr(err)))
+		}
+	}
+	run.cleanup(ctx, true)
+	out.results = results()
+
 	out.resources, out.health, out.healthMsg = e.inventory(ctx, objs, prune)
 	out.syncStatus = "Synced"
-	for _, r := range out.resources {
-		if r.RequiresPruning {
-			out.syncStatus = "OutOfSync"
-		}
+	if extraneous(out.resources) {
+		out.syncStatus = "OutOfSync"
 	}
 	out.phase = "Succeeded"
 	out.message = fmt.Sprintf("successfully synced (all tasks run) at %s%s", short(rev), pruneMsg)
@@ -527,7 +678,7 @@ func (e *Engine) compare(ctx context.Context, app *Application, st *appState, re
 			continue
 		}
 		g.Go(func() error {
-			entry, _, _, err := e.rm.Diff(gctx, o, ssa.DiffOptions{})
+			entry, err := e.diffIgnoring(gctx, app, o)
 			if err != nil || (entry.Action != ssa.UnchangedAction && entry.Action != ssa.SkippedAction) {
 				mu.Lock()
 				cmp.outOfSync[k] = true
@@ -544,7 +695,7 @@ func (e *Engine) compare(ctx context.Context, app *Application, st *appState, re
 			out.syncStatus = "OutOfSync"
 		}
 	}
-	if len(removed) > 0 {
+	if extraneous(out.resources) {
 		out.syncStatus = "OutOfSync"
 	}
 	e.mu.Lock()
@@ -600,7 +751,7 @@ func (e *Engine) refresh(ctx context.Context, app *Application, st *appState, re
 		requiresPruning = kept
 	}
 	out.resources, out.health, out.healthMsg = e.inventory(ctx, objs, requiresPruning)
-	if drifted || len(requiresPruning) > 0 {
+	if drifted || extraneous(out.resources) {
 		out.syncStatus = "OutOfSync"
 	}
 	return out
@@ -622,9 +773,27 @@ func (e *Engine) inventory(ctx context.Context, objs []*unstructured.Unstructure
 	}
 	for _, r := range notPruned {
 		r.Status, r.RequiresPruning = "OutOfSync", true
+		live := &unstructured.Unstructured{}
+		live.SetGroupVersionKind(r.gvk())
+		live.SetNamespace(r.Namespace)
+		live.SetName(r.Name)
+		if l := e.watches.get(ctx, e.client, live); l != nil && hasCompareOption(l, "IgnoreExtraneous") {
+			r.IgnoreExtraneous = true
+		}
 		out = append(out, r)
 	}
 	return out, agg, msg
+}
+
+// extraneous reports whether an object that left Git is still there and
+// counts for the sync status (not marked IgnoreExtraneous).
+func extraneous(resources []resourceStatus) bool {
+	for _, r := range resources {
+		if r.RequiresPruning && !r.IgnoreExtraneous {
+			return true
+		}
+	}
+	return false
 }
 
 // cleanErr is an error's message on one line.
@@ -637,4 +806,64 @@ func short(rev string) string {
 		return rev[:10]
 	}
 	return rev
+}
+
+// waitHealthy waits until every object in objs is healthy (kstatus
+// Current), at most the wave timeout.
+func (e *Engine) waitHealthy(ctx context.Context, objs []*unstructured.Unstructured) error {
+	set := make(object.ObjMetadataSet, 0, len(objs))
+	for _, o := range objs {
+		set = append(set, object.UnstructuredToObjMetadata(o))
+	}
+	return e.rm.WaitForSetWithContext(ctx, set, ssa.WaitOptions{Interval: time.Second, Timeout: e.cfg.WaveTimeout})
+}
+
+// buildSources renders each source at its fetched commit (arts, in the
+// order of app.SourceList()) and returns their objects together; a source
+// with a ref lends its checkout to the others' $ref/ value files.
+func buildSources(app *Application, arts []*source.Artifact) (*build.Result, error) {
+	srcs := app.SourceList()
+	refs := map[string]string{}
+	for i, s := range srcs {
+		if s.Ref != "" {
+			refs[s.Ref] = arts[i].Dir
+		}
+	}
+	var out *build.Result
+	for i, s := range srcs {
+		if !s.Rendered() {
+			continue
+		}
+		opts := app.BuildOptionsFor(&s, refs)
+		opts.ObjectsOnly = true
+		res, err := build.Build(arts[i].Dir, s.Path, opts)
+		if err != nil {
+			what := s.Path
+			if len(srcs) > 1 {
+				what = fmt.Sprintf("spec.sources[%d] %s", i, s.Path)
+			}
+			return nil, fmt.Errorf("building %s at %s: %w", what, short(arts[i].Revision), err)
+		}
+		if out == nil {
+			out = res
+			continue
+		}
+		out.Objects = append(out.Objects, res.Objects...)
+		out.Warnings = append(out.Warnings, res.Warnings...)
+	}
+	if out == nil {
+		return nil, errors.New("spec.sources: every source has a ref and no path: nothing to render")
+	}
+	return out, nil
+}
+
+// sourcePaths names the rendered paths of the Application's sources.
+func sourcePaths(app *Application) string {
+	var paths []string
+	for _, s := range app.SourceList() {
+		if s.Rendered() {
+			paths = append(paths, orDefault(s.Path, "."))
+		}
+	}
+	return strings.Join(paths, ", ")
 }

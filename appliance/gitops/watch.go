@@ -353,8 +353,22 @@ func (e *Engine) heal(ctx context.Context, k healKey) (retry bool) {
 	// three round trips): the watch already said the object changed, and
 	// the resourceVersion the server answers with says whether it had to.
 	before := e.watches.get(ctx, e.client, desired)
+	// Fields spec.ignoreDifferences ignores are not drift: sent as they are.
+	e.mu.Lock()
+	app := st.app
+	e.mu.Unlock()
+	desired, err := e.withIgnored(ctx, app, desired)
+	if err != nil {
+		e.log.Warn("reverting drift failed", "application", k.app, "object", k.obj.String(), "err", cleanErr(err))
+		return true
+	}
 	obj := desired.DeepCopy()
-	if err := e.client.Patch(ctx, obj, client.Apply, client.ForceOwnership, client.FieldOwner(FieldManager)); err != nil {
+	if app.SyncOption("Replace") || hasSyncOption(desired, "Replace=true") {
+		err = e.replace(ctx, obj)
+	} else {
+		err = e.client.Patch(ctx, obj, client.Apply, client.ForceOwnership, client.FieldOwner(FieldManager))
+	}
+	if err != nil {
 		e.log.Warn("reverting drift failed", "application", k.app, "object", k.obj.String(), "err", cleanErr(err))
 		return true
 	}
@@ -381,7 +395,10 @@ func (e *Engine) heal(ctx context.Context, k healKey) (retry bool) {
 // the same again (changed back by hand), the mark goes. Either change asks
 // for a status refresh, which needs no Git.
 func (e *Engine) markDrift(ctx context.Context, st *appState, k healKey, desired *unstructured.Unstructured) (retry bool) {
-	entry, _, _, err := e.rm.Diff(ctx, desired.DeepCopy(), ssa.DiffOptions{})
+	e.mu.Lock()
+	app := st.app
+	e.mu.Unlock()
+	entry, err := e.diffIgnoring(ctx, app, desired.DeepCopy())
 	changed := err != nil || (entry.Action != ssa.UnchangedAction && entry.Action != ssa.SkippedAction)
 	e.mu.Lock()
 	was := st.drifted[k.obj]

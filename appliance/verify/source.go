@@ -108,6 +108,9 @@ func readApplications(file string) ([]*source, error) {
 		if err := app.Validate(); err != nil {
 			return nil, fmt.Errorf("Application %q: %w", app.Name, err)
 		}
+		if app.Spec.Source == nil {
+			return nil, fmt.Errorf("Application %q: spec.sources: verify renders an Application with one source (the working tree); sync it to render several", app.Name)
+		}
 		s := &source{name: app.Name, path: app.Spec.Source.Path, app: app, file: file}
 		if t := app.Spec.Source.TargetRevision; t != "" && t != "HEAD" {
 			s.notes = append(s.notes, fmt.Sprintf("targetRevision %q is not checked out: the working tree is verified", t))

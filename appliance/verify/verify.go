@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fjord-dev/fjord/appliance/gitops"
 	"github.com/fjord-dev/fjord/appliance/sealing"
 )
 
@@ -315,6 +316,13 @@ func renderAll(root string, sources []*source, r *Report) ([]*object, string) {
 				c.Result, c.Message = Skipped, "an Application is not applied: the engine would sync it from its repoURL; verify it with --app"
 				obj.settled = true
 			}
+			if phases, ok := gitops.HookOf(u); ok {
+				if c.Name == "" {
+					c.Name = u.GetGenerateName() + "*"
+				}
+				c.Result, c.Message = Skipped, "a resource hook is not applied: a sync creates it in its phase ("+orNone(strings.Join(phases, ", "))+")"
+				obj.settled = true
+			}
 			objs = append(objs, obj)
 			r.Cases = append(r.Cases, c)
 		}
@@ -446,4 +454,11 @@ func makeTempDir(dir string) (string, error) {
 		return "", fmt.Errorf("creating a temporary directory: %w", err)
 	}
 	return tmp, nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none: it is not run"
+	}
+	return s
 }

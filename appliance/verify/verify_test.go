@@ -103,7 +103,6 @@ func TestReadApplications(t *testing.T) {
 	})
 	for _, tc := range []struct{ name, doc, want string }{
 		{"another kind is refused", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n", "not an argoproj.io Application"},
-		{"an AppProject other than default is refused", strings.Replace(guideApp, "project: default", "project: team", 1), "AppProjects are not supported"},
 		{"another cluster is refused", strings.Replace(guideApp, "https://kubernetes.default.svc", "https://elsewhere:6443", 1), "only to the local cluster"},
 		{"a chart from a Helm repository is refused", strings.Replace(guideApp, "path: apps/overlays/production", "chart: nginx", 1), "spec.source.chart: charts from a Helm repository cannot be fetched"},
 		{"an option Fjord does not act on is refused by name, not ignored", strings.Replace(guideApp, "targetRevision: HEAD", "targetRevision: HEAD, kustomize: {components: [../c]}", 1), "spec.source.kustomize.components"},
@@ -405,4 +404,24 @@ func TestProgress(t *testing.T) {
 		}
 		p.Close()
 	})
+}
+
+func TestRenderAllLeavesHooksToTheSync(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "app", "cm.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app}\n")
+	write(t, filepath.Join(dir, "app", "migrate.yaml"), "apiVersion: batch/v1\nkind: Job\nmetadata:\n  generateName: migrate-\n  annotations: {argocd.argoproj.io/hook: PreSync}\nspec: {template: {spec: {restartPolicy: Never, containers: [{name: m, image: m}]}}}\n")
+	r := &Report{}
+	objs, _ := renderAll(dir, []*source{{name: "app", path: "app"}}, r)
+	if len(objs) != 2 {
+		t.Fatalf("objects: %d", len(objs))
+	}
+	for _, o := range objs {
+		hook := o.u.GetKind() == "Job"
+		if o.done() != hook {
+			t.Errorf("%s: done = %v", o.u.GetKind(), o.done())
+		}
+		if hook && (o.c.Result != Skipped || !strings.Contains(o.c.Message, "a sync creates it in its phase (PreSync)") || o.c.Name != "migrate-*") {
+			t.Errorf("hook case: %+v", o.c)
+		}
+	}
 }

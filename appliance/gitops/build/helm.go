@@ -31,6 +31,9 @@ type HelmOptions struct {
 	// ValueFiles are values files relative to the chart's directory (they
 	// may not leave the repository), merged in order.
 	ValueFiles []string
+	// Refs maps the ref names of an Application's sources to their
+	// checkouts: a value file $name/path is read from there.
+	Refs map[string]string
 	// IgnoreMissingValueFiles skips value files that do not exist.
 	IgnoreMissingValueFiles bool
 	// Values is a YAML document of values, merged after the files; when
@@ -158,14 +161,30 @@ func buildChart(root, dir, rel string, o HelmOptions) (*Result, error) {
 	var warnings []string
 	for _, h := range hooks {
 		fmt.Fprintf(&out, "---\n# Source: %s\n%s\n", h.Path, h.Manifest)
-		warnings = append(warnings, fmt.Sprintf("%s: %s is a Helm hook (%s); it is applied as an ordinary object: hooks are not run in phases yet",
-			path.Join(rel, strings.TrimPrefix(h.Path, ch.Name()+"/")), h.Kind+"/"+h.Name, hookEvents(h.Events)))
+		// The sync maps pre-/post-install and -upgrade onto Argo CD's
+		// PreSync and PostSync hooks (its helm.sh annotations); any other
+		// event is not run, by Argo CD either.
+		if !runsAsArgoHook(h.Events) {
+			warnings = append(warnings, fmt.Sprintf("%s: %s is a Helm hook (%s) that is not run: Argo CD (and Fjord) run only pre-/post-install and -upgrade hooks",
+				path.Join(rel, strings.TrimPrefix(h.Path, ch.Name()+"/")), h.Kind+"/"+h.Name, hookEvents(h.Events)))
+		}
 	}
 	objs, err := parseManifests(rel+" (rendered)", out.Bytes())
 	if err != nil {
 		return nil, herr(err)
 	}
 	return &Result{SourceType: SourceTypeHelm, Objects: objs, YAML: out.Bytes(), Warnings: warnings}, nil
+}
+
+// runsAsArgoHook reports whether a Helm hook has an event Argo CD runs.
+func runsAsArgoHook[E ~string](events []E) bool {
+	for _, e := range events {
+		switch e {
+		case "pre-install", "pre-upgrade", "post-install", "post-upgrade":
+			return true
+		}
+	}
+	return false
 }
 
 func hookEvents[E ~string](events []E) string {
@@ -189,6 +208,18 @@ func helmValues(root, dir string, o HelmOptions) (map[string]any, error) {
 		if filepath.IsAbs(f) {
 			p = filepath.Join(root, filepath.FromSlash(f))
 		}
+		base := root
+		if ref, rest, ok := strings.Cut(f, "/"); ok && strings.HasPrefix(ref, "$") {
+			// Another source's file (Argo CD's multiple sources).
+			refRoot, ok := o.Refs[ref[1:]]
+			if !ok {
+				return nil, fmt.Errorf("value file %s: no source has ref %s", f, ref[1:])
+			}
+			if r, err := filepath.EvalSymlinks(refRoot); err == nil {
+				refRoot = r
+			}
+			p, base = filepath.Join(refRoot, filepath.FromSlash(rest)), refRoot
+		}
 		resolved, err := filepath.EvalSymlinks(p)
 		if errors.Is(err, fs.ErrNotExist) {
 			if o.IgnoreMissingValueFiles {
@@ -199,7 +230,7 @@ func helmValues(root, dir string, o HelmOptions) (map[string]any, error) {
 		if err != nil {
 			return nil, fmt.Errorf("value file %s: %w", f, err)
 		}
-		if !within(root, resolved) {
+		if !within(base, resolved) {
 			return nil, fmt.Errorf("value file %s leaves the repository", f)
 		}
 		data, err := os.ReadFile(resolved)

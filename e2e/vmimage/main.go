@@ -373,9 +373,12 @@ type boot struct {
 	start time.Time
 	host  [phases]time.Duration
 	guest [phases]float64
-	seen  [phases]bool
-	state string // fjord.service's last reported state
-	tail  []string
+	// hasGuest says the line carried the guest's clock (0.0 is the
+	// kernel's first line).
+	hasGuest [phases]bool
+	seen     [phases]bool
+	state    string // fjord.service's last reported state
+	tail     []string
 }
 
 func newBoot(start time.Time) *boot { return &boot{start: start} }
@@ -387,10 +390,13 @@ func (b *boot) mark(p int, line string) {
 		return
 	}
 	b.seen[p], b.host[p] = true, time.Since(b.start)
-	if m := kernelTime.FindStringSubmatch(line); m != nil {
+	m := kernelTime.FindStringSubmatch(line)
+	if m == nil {
+		m = uptime.FindStringSubmatch(line)
+	}
+	if m != nil {
 		b.guest[p], _ = strconv.ParseFloat(m[1], 64)
-	} else if m := uptime.FindStringSubmatch(line); m != nil {
-		b.guest[p], _ = strconv.ParseFloat(m[1], 64)
+		b.hasGuest[p] = true
 	}
 	fmt.Fprintf(os.Stderr, "%7.1fs  %s\n", b.host[p].Seconds(), phaseNames[p])
 }
@@ -421,8 +427,10 @@ func (b *boot) see(raw string) error {
 			fmt.Fprintf(os.Stderr, "%7.1fs  %s\n", time.Since(b.start).Seconds(), state)
 		}
 		switch {
-		case strings.Contains(line, "ActiveState=failed"):
-			return fmt.Errorf("fjord.service failed: %s", line)
+		// A first start that failed is the result, whether systemd gave
+		// up (failed) or will try again (auto-restart).
+		case strings.Contains(line, "ActiveState=failed"), strings.Contains(line, "SubState=auto-restart"):
+			return fmt.Errorf("fjord.service did not start: %s", line)
 		case strings.Contains(line, "ActiveState=active"):
 			b.mark(phaseReady, line)
 			// The STATUS of one Application: `synced NAME @REV (N objects, Healthy)`.
@@ -444,7 +452,7 @@ func (b *boot) print(w io.Writer) {
 			continue
 		}
 		guest := ""
-		if b.guest[p] > 0 {
+		if b.hasGuest[p] {
 			guest = strconv.FormatFloat(b.guest[p], 'f', 1, 64)
 		}
 		fmt.Fprintf(w, "| %s | %s | %s |\n", phaseNames[p], b.host[p].Round(100*time.Millisecond), guest)

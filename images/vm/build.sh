@@ -30,8 +30,11 @@ size=${VM_DISK_SIZE:-8G}
 # What a machine needs that an nspawn container gets from its host: the
 # kernel (its initramfs-tools builds the initramfs), a bootloader, udev
 # (device nodes, /dev/disk/by-uuid, network interface names, module
-# autoloading), fsck for the root filesystem, and growpart for a resized disk.
-VM_PACKAGES="linux-image-amd64 grub-pc udev e2fsprogs cloud-guest-utils fdisk"
+# autoloading), fsck for the root filesystem, growpart for a resized disk,
+# and systemd-resolved: systemd-networkd hands the DNS servers DHCP gave it
+# only to resolved, and fjord's CoreDNS refuses to start without a
+# nameserver to forward to (an nspawn node gets the host's resolv.conf).
+VM_PACKAGES="linux-image-amd64 grub-pc udev e2fsprogs cloud-guest-utils fdisk systemd-resolved"
 
 log() { echo "vm-image: $*" >&2; }
 [ "$(id -u)" = 0 ] || { echo "build.sh needs root (loop devices, mount, chroot)" >&2; exit 1; }
@@ -101,7 +104,7 @@ if [ ! -e "$vmtree/.complete" ]; then
 	chroot "$root" apt-get clean
 	rm -rf "$root/var/lib/apt/lists/"*
 	unbind_api "$root"
-	: > "$root/etc/resolv.conf"
+	rm -f "$root/etc/resolv.conf"
 	touch "$root/.complete"
 	rm -rf "$vmtree"
 	mv "$root" "$vmtree"
@@ -166,7 +169,10 @@ DHCP=yes
 NET
 # fjord.service waits for network-online.target: networkd-wait-online is
 # what makes that target mean "an address is configured".
-systemctl --root="$mnt" enable systemd-networkd.service systemd-networkd-wait-online.service >/dev/null
+systemctl --root="$mnt" enable systemd-networkd.service systemd-networkd-wait-online.service systemd-resolved.service >/dev/null
+# Names resolve through resolved's stub; the kubelet gives pods the
+# upstream servers behind it (/run/systemd/resolve/resolv.conf) instead.
+ln -sf ../run/systemd/resolve/stub-resolv.conf "$mnt/etc/resolv.conf"
 # fjord's state and STATUS on the serial console, each time it changes:
 # nobody logs in to these VMs, and a hypervisor's console log is where an
 # operator (and `make test-vm-image`) looks.

@@ -207,4 +207,4 @@ compat:
 	cd e2e/sealcompat && $(GO) vet ./... && $(GO) test ./...
 
 clean:
-	rm -rf bin e2e.log e2e-nodes.log images/embedded/pause.tar $(SHIM) $(CONTAINERD)
+	rm -rf bin e2e.log e2e-nodes.log vm-console.log images/embedded/pause.tar $(SHIM) $(CONTAINERD)

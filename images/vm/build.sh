@@ -52,6 +52,7 @@ cleanup() {
 	mounts=()
 	if [ -n "$loop" ]; then partx -d "$loop" 2>/dev/null || true; losetup -d "$loop" || true; fi
 	[ -n "${uuid_link:-}" ] && rm -f "$uuid_link"
+	[ -n "${made_disk_dir:-}" ] && rmdir /dev/disk/by-uuid /dev/disk 2>/dev/null
 	[ -n "$tmp" ] && rm -rf "$tmp"
 	return 0
 }
@@ -199,6 +200,7 @@ install -m 0755 "$fjord" "$mnt/usr/local/bin/fjord"
 # build host may not run udev, so it is made for the run.
 bind_api "$mnt"
 if [ ! -e "/dev/disk/by-uuid/$uuid" ]; then
+	[ -d /dev/disk ] || made_disk_dir=1
 	mkdir -p /dev/disk/by-uuid
 	uuid_link=/dev/disk/by-uuid/$uuid
 	ln -s "$part" "$uuid_link"

@@ -35,12 +35,19 @@ NODE_PACKAGES := runc containernetworking-plugins iptables busybox-static
 # is not `latest` keeps the default pull policy at IfNotPresent: no
 # registry is reachable from these nodes.
 TEST_IMAGE := docker.io/library/busybox:1.35
+# Debian packages the KVM image's build and its boot test need on the
+# host: qemu-img and qemu-system-x86_64 (software emulation here: no
+# /dev/kvm), sfdisk, mkfs.ext4, losetup/partx, cloud-localds for the NoCloud
+# seed's `cidata` disk, socat to reach the host's Git server from qemu's
+# isolated user network, git for that server.
+VM_IMAGE_PACKAGES := debootstrap qemu-utils qemu-system-x86 fdisk e2fsprogs util-linux cloud-image-utils socat git
 # Debian packages the kind-like node e2e needs on the host: nodes are
 # systemd-nspawn containers booting a debootstrapped Debian 12, the host
 # serves Git over ssh (a throwaway sshd) and http (git http-backend).
 E2E_NODE_PACKAGES := debootstrap systemd-container openssh-server git iptables util-linux
 
 .PHONY: all build run test unit e2e bench deps-test deps-node deps-e2e-nodes node-rootfs test-e2e-nodes postgres clean
+.PHONY: deps-vm-image vm-image test-vm-image
 
 all: build
 
@@ -146,6 +153,26 @@ test-e2e-nodes: build images
 
 test: deps-test deps-node unit compat e2e test-e2e-nodes
 
+# ---- KVM image (images/vm/) -------------------------------------------------
+# bin/fjord-vm.qcow2: the node root filesystem above plus a kernel, GRUB
+# (BIOS boot), udev and DHCP networking, with bin/fjord installed. The
+# extra packages are cached beside the node tree (/var/cache/fjord-e2e/vm-*).
+VM_IMAGE ?= bin/fjord-vm.qcow2
+deps-vm-image:
+	@missing=""; for p in $(VM_IMAGE_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing$$missing"; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; fi
+
+vm-image: build deps-vm-image
+	$(SUDO) ./images/vm/build.sh $(BIN) $(VM_IMAGE)
+
+# Boots a throwaway overlay of the image under qemu (TCG: tens of minutes,
+# not part of `make test` or CI) with a NoCloud seed from `fjord bootstrap
+# cloud-init`, the guide's repository served from this host, until
+# fjord.service is READY; prints the boot's phases (docs/benchmarks.md).
+test-vm-image: vm-image images
+	$(GO) run ./e2e/vmimage -image $(VM_IMAGE) -bin $(BIN) -image-archive bin/images/busybox.tar -test-image $(TEST_IMAGE) $(ARGS)
+
 # Each prints a markdown table; the figures are kept in docs/benchmarks.md.
 # Flux side by side needs its controllers built once
 # (../shared/bench/flux/flux-build.sh, into /tmp/flux-anchor); when they are
@@ -181,4 +208,4 @@ compat:
 	cd e2e/sealcompat && $(GO) vet ./... && $(GO) test ./...
 
 clean:
-	rm -rf bin e2e.log e2e-nodes.log images/embedded/pause.tar $(SHIM) $(CONTAINERD) $(NODEBIN)/SHA256SUMS
+	rm -rf bin e2e.log e2e-nodes.log vm-console.log images/embedded/pause.tar $(SHIM) $(CONTAINERD) $(NODEBIN)/SHA256SUMS

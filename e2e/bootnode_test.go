@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/fjord-dev/fjord/e2e/guide"
 )
 
 // Kind-like nodes: each is a systemd-nspawn container booting the Debian 12
@@ -97,7 +99,7 @@ func newNodeLab(t *testing.T) *nodeLab {
 	}
 	lab := &nodeLab{t: t, rootfs: rootfs, dir: t.TempDir(), image: image, archive: archive, nextIP: 10}
 	lab.bridge()
-	lab.repo = newRepo(t, gatewayLayout(image, 8081))
+	lab.repo = newRepo(t, guide.GatewayLayout(image, 8081))
 	lab.bare = filepath.Join(lab.dir, "srv", "gateway.git")
 	bareClone(t, lab.repo, lab.bare)
 	lab.serveSSH()

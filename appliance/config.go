@@ -14,6 +14,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/fjord-dev/fjord/appliance/component"
 	"github.com/fjord-dev/fjord/appliance/controlplane"
 	"github.com/fjord-dev/fjord/appliance/datastore"
 	"github.com/fjord-dev/fjord/appliance/fsyncgate"
@@ -56,6 +57,11 @@ type Config struct {
 	// for profiling; empty (the default) turns it off. It has no
 	// authentication: bind it to loopback.
 	DebugListen string `yaml:"debug-listen"`
+	// ComponentReadyTimeout bounds how long a start waits for each
+	// component (etcd, the API server, the node...) to become ready before
+	// it gives up and exits, for systemd to start it again. The default
+	// fits real hardware; a VM under software emulation needs more.
+	ComponentReadyTimeout time.Duration `yaml:"component-ready-timeout"`
 
 	Datastore    datastore.Config    `yaml:",inline"`
 	FsyncGate    fsyncgate.Config    `yaml:",inline"`
@@ -72,21 +78,22 @@ type Config struct {
 // Default returns the configuration used when nothing else is said.
 func Default() Config {
 	return Config{
-		DataDir:         "/var/lib/fjord",
-		HTTPSListenPort: 6443,
-		BindAddress:     "0.0.0.0",
-		LogFormat:       "text",
-		LogLevel:        "info",
-		Datastore:       datastore.Default(),
-		FsyncGate:       fsyncgate.Default(),
-		ControlPlane:    controlplane.Default(),
-		GitOps:          gitops.Default(),
-		Sealing:         sealing.Default(),
-		Node:            node.Default(),
-		DNS:             dns.Default(),
-		LocalPath:       localpath.Default(),
-		Metrics:         metrics.Default(),
-		Snapshot:        snapshot.Default(),
+		DataDir:               "/var/lib/fjord",
+		HTTPSListenPort:       6443,
+		BindAddress:           "0.0.0.0",
+		LogFormat:             "text",
+		LogLevel:              "info",
+		ComponentReadyTimeout: component.DefaultReadyTimeout,
+		Datastore:             datastore.Default(),
+		FsyncGate:             fsyncgate.Default(),
+		ControlPlane:          controlplane.Default(),
+		GitOps:                gitops.Default(),
+		Sealing:               sealing.Default(),
+		Node:                  node.Default(),
+		DNS:                   dns.Default(),
+		LocalPath:             localpath.Default(),
+		Metrics:               metrics.Default(),
+		Snapshot:              snapshot.Default(),
 	}
 }
 
@@ -120,6 +127,9 @@ func (c Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		errs = append(errs, fmt.Errorf("log-level: %q is not one of debug, info, warn, error", c.LogLevel))
+	}
+	if c.ComponentReadyTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("component-ready-timeout: must be positive, not %s", c.ComponentReadyTimeout))
 	}
 	if c.DebugListen != "" {
 		if _, _, err := net.SplitHostPort(c.DebugListen); err != nil {

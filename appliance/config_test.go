@@ -131,11 +131,12 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	cfg.LogFormat = "xml"
 	cfg.Datastore.Endpoint = "redis://x"
 	cfg.ControlPlane.ServiceCIDR = "10.43.0.0"
+	cfg.ComponentReadyTimeout = 0
 	err := cfg.Validate()
 	if err == nil {
 		t.Fatal("no error")
 	}
-	for _, key := range []string{"data-dir", "https-listen-port", "bind-address", "node-ip", "log-format", "datastore-endpoint", "service-cidr"} {
+	for _, key := range []string{"data-dir", "https-listen-port", "bind-address", "node-ip", "log-format", "datastore-endpoint", "service-cidr", "component-ready-timeout"} {
 		if !strings.Contains(err.Error(), key+":") {
 			t.Errorf("error does not mention %s: %v", key, err)
 		}

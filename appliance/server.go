@@ -190,7 +190,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, hooks Hooks) error {
 	if sched := scheduledSnapshots(cfg, nodeName, kubeconfigs.Admin, log, hooks); sched != nil {
 		components = append(components, sched)
 	}
-	mgr := component.NewManager(log, 0, components...)
+	mgr := component.NewManager(log, cfg.ComponentReadyTimeout, components...)
 	var stopping atomic.Bool // from here on the watchdog does not judge readiness
 	log.Info("starting fjord", "data-dir", cfg.DataDir, "node-name", nodeName, "node-ip", nodeIP.String(),
 		"datastore", datastoreName(cfg.Datastore), "https-listen-port", cfg.HTTPSListenPort)

@@ -87,6 +87,7 @@ var usage = map[string]string{
 	"disable-agent":                "run the control plane only, without the node agent",
 	"log-format":                   "log format: text or json (text goes to the systemd journal with a field per attribute when run by systemd)",
 	"log-level":                    "log level: debug, info, warn or error",
+	"component-ready-timeout":      "longest wait for each component (etcd, API server, node...) to become ready at start before giving up",
 	"debug-listen":                 "address (host:port, loopback) of a net/http/pprof listener for profiling; empty: off",
 	"datastore-endpoint":           "empty for embedded etcd, or sqlite://PATH, postgres://…, mysql://…, https://ETCD[,…]",
 	"datastore-cafile":             "CA certificate for the datastore's TLS",

@@ -271,7 +271,10 @@ func renderSeed(ctx context.Context, dir string, o options) (string, error) {
 	cmd := exec.CommandContext(ctx, o.bin, "bootstrap", "cloud-init",
 		"--repo", "http://"+gitHost+"/gateway.git", "--revision", "main", "--path", "apps/overlays/production",
 		"--app-name", "gateway", "--namespace", "payments", "--image-archive", o.archive,
-		"--config-set", "fsync-gate="+o.fsyncGate)
+		"--config-set", "fsync-gate="+o.fsyncGate,
+		// The API server's first start under emulation takes more than the
+		// default 3 minutes a start waits for each component.
+		"--config-set", "component-ready-timeout=20m")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	cloudConfig, err := cmd.Output()

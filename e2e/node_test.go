@@ -234,23 +234,40 @@ func TestNodeRunsTheGatewayFromGit(t *testing.T) {
 	t.Run("traffic from a pod leaves the node with the node's address", func(t *testing.T) {
 		// A stand-in for a machine outside the node: a network namespace at
 		// the end of a veth pair, routed by the host like any other link.
-		const ns, hostIP, outIP = "fjord-e2e-outside", "198.51.100.1", "198.51.100.2"
-		ip := func(args ...string) {
+		// The namespace is held by a process, not named with `ip netns add`:
+		// that bind-mounts /run/netns over itself and would hide the pods'
+		// namespace mounts beneath it, where `fjord killall` cannot reach.
+		const hostIP, outIP = "198.51.100.1", "198.51.100.2"
+		holder := exec.Command("unshare", "--net", "--", "sleep", "600")
+		if err := holder.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = holder.Process.Kill(); _ = holder.Wait() })
+		pid := strconv.Itoa(holder.Process.Pid)
+		run := func(args ...string) {
 			t.Helper()
-			if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-				t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+			if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+				t.Fatalf("%s: %v: %s", strings.Join(args, " "), err, out)
 			}
 		}
-		_ = exec.Command("ip", "netns", "del", ns).Run()
-		ip("netns", "add", ns)
-		t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", ns).Run() })
-		ip("link", "add", "e2eout0", "type", "veth", "peer", "name", "eth0", "netns", ns)
-		ip("addr", "add", hostIP+"/30", "dev", "e2eout0")
-		ip("link", "set", "e2eout0", "up")
-		ip("-n", ns, "addr", "add", outIP+"/30", "dev", "eth0")
-		ip("-n", ns, "link", "set", "eth0", "up")
+		inside := func(args ...string) []string { return append([]string{"nsenter", "-t", pid, "-n"}, args...) }
+		// unshare may not have entered its namespace yet: wait until the
+		// holder's network namespace is no longer the host's.
+		host, _ := os.Readlink("/proc/self/ns/net")
+		eventually(t, 10*time.Second, "the outside namespace", func() error {
+			if ns, _ := os.Readlink("/proc/" + pid + "/ns/net"); ns == "" || ns == host {
+				return fmt.Errorf("not yet unshared")
+			}
+			return nil
+		})
+		run("ip", "link", "add", "e2eout0", "type", "veth", "peer", "name", "eth0", "netns", pid)
+		t.Cleanup(func() { _ = exec.Command("ip", "link", "del", "e2eout0").Run() })
+		run("ip", "addr", "add", hostIP+"/30", "dev", "e2eout0")
+		run("ip", "link", "set", "e2eout0", "up")
+		run(inside("ip", "addr", "add", outIP+"/30", "dev", "eth0")...)
+		run(inside("ip", "link", "set", "eth0", "up")...)
 		// The outside machine prints the address each connection comes from.
-		listener := exec.Command("ip", "netns", "exec", ns, "python3", "-u", "-c", `
+		listener := exec.Command("nsenter", "-t", pid, "-n", "python3", "-u", "-c", `
 import socket
 s = socket.socket()
 s.bind(("`+outIP+`", 8080))

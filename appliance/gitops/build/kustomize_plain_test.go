@@ -1,7 +1,6 @@
 package build
 
 import (
-	"os"
 	"path/filepath"
 	"reflect"
 	"sort"
@@ -88,12 +87,12 @@ metadata:
 		t.Run(name, func(t *testing.T) {
 			root := t.TempDir()
 			dir := filepath.Join(root, "app")
-			for f, content := range files {
-				write(t, filepath.Join(dir, f), content)
-			}
-			write(t, filepath.Join(dir, "base", "kustomization.yaml"), "resources: [cm.yaml]\n")
-			write(t, filepath.Join(dir, "base", "cm.yaml"), "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: base}\n")
-			write(t, filepath.Join(dir, "kustomization.yaml"), tc.kustomization)
+			writeFiles(t, dir, files)
+			writeFiles(t, dir, map[string]string{
+				"base/kustomization.yaml": "resources: [cm.yaml]\n",
+				"base/cm.yaml":            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: base}\n",
+				"kustomization.yaml":      tc.kustomization,
+			})
 
 			list, plain := plainResources(root, dir)
 			if plain != tc.plain {
@@ -134,14 +133,4 @@ func byID(objs []*unstructured.Unstructured) []*unstructured.Unstructured {
 	}
 	sort.Slice(out, func(i, j int) bool { return key(out[i]) < key(out[j]) })
 	return out
-}
-
-func write(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
 }

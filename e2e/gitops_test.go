@@ -319,6 +319,24 @@ func TestGitOpsManualSync(t *testing.T) {
 	}
 	s.mustKubectl("get", "deploy", "app", "-n", "payments")
 	s.waitApp(t, "manual", "Synced", 30*time.Second, func(a appStatus) bool { return a.Sync.Status == "Synced" })
+	// The write that ended the operation took it off the Application (there
+	// is no status subresource, as in Argo CD), and it does not run again.
+	if op := s.jsonpath("application", "argocd", "manual", "{.operation}"); op != "" {
+		t.Fatalf("the operation is still requested after it ended: %s", op)
+	}
+	started := s.jsonpath("application", "argocd", "manual", "{.status.operationState.startedAt}")
+	time.Sleep(3 * time.Second)
+	if again := s.jsonpath("application", "argocd", "manual", "{.status.operationState.startedAt}"); again != started {
+		t.Fatalf("the operation ran again: started at %s, then at %s", started, again)
+	}
+	// A second request is a new operation.
+	time.Sleep(time.Second) // startedAt has second resolution
+	if out, code := runFjord(t, nil, "sync", "--data-dir", s.dataDir, "manual"); code != 0 || !strings.Contains(out, "Succeeded") {
+		t.Fatalf("second fjord sync (exit %d): %s", code, out)
+	}
+	if again := s.jsonpath("application", "argocd", "manual", "{.status.operationState.startedAt}"); again == started {
+		t.Fatalf("a second fjord sync did not run a new operation (started at %s)", again)
+	}
 
 	s.mustKubectl("scale", "deploy/app", "-n", "payments", "--replicas=3")
 	out, code = runFjord(t, nil, "diff", "--data-dir", s.dataDir, "manual")

@@ -1,6 +1,9 @@
 package gitops
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -29,9 +32,11 @@ const InClusterServer = "https://kubernetes.default.svc"
 type Application struct {
 	Name      string
 	Namespace string
-	// Generation is metadata.generation, to tell spec changes apart.
-	Generation int64
-	Spec       ApplicationSpec
+	// SpecHash is a digest of the spec, to tell spec changes apart:
+	// metadata.generation cannot, because Argo CD's CRD has no status
+	// subresource and so every status write moves it.
+	SpecHash string
+	Spec     ApplicationSpec
 	// rawSpec is the spec as written, to name the fields Fjord does not act
 	// on (validate).
 	rawSpec map[string]any
@@ -227,13 +232,20 @@ type Automated struct {
 // ParseApplication reads an Application from its unstructured form; it
 // does not validate it (Validate).
 func ParseApplication(u *unstructured.Unstructured) (*Application, error) {
-	app := &Application{Name: u.GetName(), Namespace: u.GetNamespace(), Generation: u.GetGeneration()}
 	spec, _, _ := unstructured.NestedMap(u.Object, "spec")
+	app := &Application{Name: u.GetName(), Namespace: u.GetNamespace(), SpecHash: specHash(spec)}
 	app.rawSpec = spec
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(spec, &app.Spec); err != nil {
 		return app, fmt.Errorf("reading spec: %w", err)
 	}
 	return app, nil
+}
+
+// specHash identifies a spec by its content (encoding/json sorts map keys).
+func specHash(spec map[string]any) string {
+	data, _ := json.Marshal(spec)
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:8])
 }
 
 // SourceList is the Application's sources: spec.sources, or spec.source

@@ -121,7 +121,7 @@ func (e *Engine) deletionError(ctx context.Context, u *unstructured.Unstructured
 	patch, _ := json.Marshal(map[string]any{"status": map[string]any{"conditions": []map[string]any{
 		{"type": "DeletionError", "message": msg, "lastTransitionTime": metav1.Now().Format(time.RFC3339)},
 	}}})
-	if _, err := e.dyn.Resource(ApplicationGVR).Namespace(u.GetNamespace()).Patch(ctx, u.GetName(), types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager}, "status"); err != nil {
+	if _, err := e.dyn.Resource(ApplicationGVR).Namespace(u.GetNamespace()).Patch(ctx, u.GetName(), types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager}); err != nil {
 		e.log.Warn("writing Application status", "application", u.GetName(), "err", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"reflect"
 	"runtime/debug"
 	"slices"
 	"sort"
@@ -21,7 +22,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/kubernetes"
@@ -93,13 +93,12 @@ var _ component.Component = (*Engine)(nil)
 
 // appState is what the engine remembers of one Application between syncs.
 type appState struct {
-	app        *Application
-	revision   string // last revision applied
-	generation int64  // spec generation last applied
-	attempted  string // revision@generation last attempted (success or not)
-	desired    map[objKey]*unstructured.Unstructured
-	syncing    bool
-	drifted    map[objKey]bool
+	app       *Application
+	revision  string // last revision applied
+	attempted string // revision@spec hash last attempted (success or not)
+	desired   map[objKey]*unstructured.Unstructured
+	syncing   bool
+	drifted   map[objKey]bool
 	// failure holds the conditions of the last attempt when it failed; a
 	// refresh of the last good state keeps reporting them until the next
 	// attempt (new revision or spec) succeeds.
@@ -120,6 +119,13 @@ type appState struct {
 	// applied object's health changed, or it drifted without selfHeal); a
 	// trigger from Git clears it.
 	healthOnly bool
+	// opRVs are the resourceVersions the Application had while the engine
+	// ran its last operation (before it, and after each progress write):
+	// until the informer shows finalRV, the write that took the operation
+	// off, a copy with one of them is stale, not a new request. opRV is
+	// the latest of them, the precondition of that final write.
+	opRVs         map[string]bool
+	opRV, finalRV string
 	// retries counts the retries of the failed sync of retryAttempt
 	// (syncPolicy.retry); retryDue asks the next reconcile to sync again
 	// although nothing changed.
@@ -231,9 +237,13 @@ func (e *Engine) startWorkers(ctx context.Context) error {
 		AddFunc: func(obj any) { e.enqueue(obj) },
 		UpdateFunc: func(old, obj any) {
 			o, n := old.(*unstructured.Unstructured), obj.(*unstructured.Unstructured)
+			e.caughtUp(n)
 			_, op := n.Object["operation"]
 			deleting := o.GetDeletionTimestamp() == nil && n.GetDeletionTimestamp() != nil
-			if deleting || o.GetGeneration() != n.GetGeneration() || op || o.GetAnnotations()["argocd.argoproj.io/refresh"] != n.GetAnnotations()["argocd.argoproj.io/refresh"] {
+			// The spec, not metadata.generation: without a status
+			// subresource the engine's own status writes move that.
+			specChanged := !reflect.DeepEqual(o.Object["spec"], n.Object["spec"])
+			if deleting || specChanged || op || o.GetAnnotations()["argocd.argoproj.io/refresh"] != n.GetAnnotations()["argocd.argoproj.io/refresh"] {
 				e.enqueue(obj)
 			}
 		},
@@ -447,18 +457,29 @@ func (e *Engine) reconcile(ctx context.Context, name string) bool {
 		}
 		return false
 	}
-	app, err := ParseApplication(u)
-	// A requested operation (fjord sync, Argo CD's operation field) is taken
-	// off the Application before the sync runs, so the status writes that
-	// follow do not request it again; operationState carries it.
+	// A requested operation (fjord sync, Argo CD's operation field) stays
+	// on the Application while it runs and is taken off by the status
+	// write that ends it, as Argo CD does: one write of the whole
+	// Application per operation instead of two.
 	op, _ := u.Object["operation"].(map[string]any)
 	if op != nil {
-		clear := []byte(`{"operation":null}`)
-		if _, err := e.dyn.Resource(ApplicationGVR).Namespace(u.GetNamespace()).Patch(ctx, name, types.MergePatchType, clear, metav1.PatchOptions{FieldManager: FieldManager}); err != nil {
-			e.log.Error("taking the operation off the Application", "application", name, "err", err)
+		var current bool
+		if u, current, err = e.operationCurrent(ctx, st, u); err != nil {
+			e.log.Error("reading the Application", "application", name, "err", err)
 			return true
 		}
+		if !current {
+			return false
+		}
+		op, _ = u.Object["operation"].(map[string]any)
 	}
+	if op != nil {
+		e.mu.Lock()
+		st.opRVs = map[string]bool{u.GetResourceVersion(): true}
+		st.opRV, st.finalRV = u.GetResourceVersion(), ""
+		e.mu.Unlock()
+	}
+	app, err := ParseApplication(u)
 	var out *outcome
 	if err != nil {
 		out = &outcome{syncStatus: "Unknown", conditions: []condition{{Type: "InvalidSpecError", Message: err.Error()}}}
@@ -492,6 +513,39 @@ func (e *Engine) reconcile(ctx context.Context, name string) bool {
 		e.releaseMemory()
 	}
 	return out.retry
+}
+
+// operationCurrent tells a requested operation from a stale copy of one
+// the engine already ended: the informer can deliver the Application as it
+// was during that operation after the write that took it off. A copy the
+// engine knows is skipped; one it does not know, while the informer has
+// not caught up with that write, is read again from the API server.
+func (e *Engine) operationCurrent(ctx context.Context, st *appState, u *unstructured.Unstructured) (*unstructured.Unstructured, bool, error) {
+	e.mu.Lock()
+	stale, behind := st.opRVs[u.GetResourceVersion()], st.finalRV != ""
+	e.mu.Unlock()
+	if stale {
+		return u, false, nil
+	}
+	if !behind {
+		return u, true, nil
+	}
+	live, err := e.dyn.Resource(ApplicationGVR).Namespace(u.GetNamespace()).Get(ctx, u.GetName(), metav1.GetOptions{})
+	if err != nil {
+		return u, false, err
+	}
+	_, op := live.Object["operation"]
+	return live, op && live.GetDeletionTimestamp() == nil, nil
+}
+
+// caughtUp notes that the informer delivered the engine's own final write
+// of an operation: copies after it are current.
+func (e *Engine) caughtUp(u *unstructured.Unstructured) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if st := e.states[u.GetName()]; st != nil && st.finalRV != "" && st.finalRV == u.GetResourceVersion() {
+		st.opRVs, st.finalRV = nil, ""
+	}
 }
 
 // releaseAfter is the size of a render (objects) after which the engine

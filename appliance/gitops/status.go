@@ -6,9 +6,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strings"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -23,6 +25,7 @@ import (
 // one that is the same as last written (st's hashes) is left out, and the
 // merge patch keeps what is there.
 func (e *Engine) writeStatus(ctx context.Context, u *unstructured.Unstructured, st *appState, out *outcome, op map[string]any) error {
+	requested := op
 	now := metav1.Now().Format(time.RFC3339)
 	src, _, _ := unstructured.NestedMap(u.Object, "spec", "source")
 	srcs, _, _ := unstructured.NestedSlice(u.Object, "spec", "sources")
@@ -100,24 +103,61 @@ func (e *Engine) writeStatus(ctx context.Context, u *unstructured.Unstructured, 
 			delete(opState["syncResult"].(map[string]any), "resources")
 		}
 	}
-	patch, err := json.Marshal(map[string]any{"status": status})
+	written, err := e.patchStatus(ctx, u, st, status, requested)
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	if err != nil {
-		return err
-	}
-	client := e.dyn.Resource(ApplicationGVR).Namespace(u.GetNamespace())
-	if _, err := client.Patch(ctx, u.GetName(), types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager}, "status"); err != nil {
-		e.mu.Lock()
 		st.resourcesHash, st.resultsHash = "", ""
-		e.mu.Unlock()
+		// The operation is still on the Application: run it again.
+		st.opRVs, st.finalRV = nil, ""
 		return fmt.Errorf("patching status: %w", err)
 	}
-	e.mu.Lock()
 	st.resourcesHash = resourcesHash
 	if out.operated {
 		st.resultsHash = resultsHash
 	}
-	e.mu.Unlock()
+	if requested != nil {
+		st.finalRV = written.GetResourceVersion()
+	}
 	return nil
+}
+
+// patchStatus writes status and, when an operation was requested, takes
+// that operation off in the same write. That write is conditional on the
+// Application being as the engine last saw it, so a request made while the
+// operation ran is not lost: if the operation was replaced, only the
+// status is written and the new request stays.
+func (e *Engine) patchStatus(ctx context.Context, u *unstructured.Unstructured, st *appState, status map[string]any, requested map[string]any) (*unstructured.Unstructured, error) {
+	client := e.dyn.Resource(ApplicationGVR).Namespace(u.GetNamespace())
+	body := map[string]any{"status": status}
+	if requested != nil {
+		e.mu.Lock()
+		rv := st.opRV
+		e.mu.Unlock()
+		body["operation"] = nil
+		body["metadata"] = map[string]any{"resourceVersion": rv}
+	}
+	for attempt := 0; ; attempt++ {
+		patch, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		written, err := client.Patch(ctx, u.GetName(), types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager})
+		if err == nil || !apierrors.IsConflict(err) || requested == nil || attempt == 3 {
+			return written, err
+		}
+		// Changed meanwhile (an edit, a refresh annotation, a new request).
+		live, err := client.Get(ctx, u.GetName(), metav1.GetOptions{})
+		if err != nil {
+			return nil, err
+		}
+		if reflect.DeepEqual(live.Object["operation"], requested) {
+			body["metadata"] = map[string]any{"resourceVersion": live.GetResourceVersion()}
+		} else {
+			delete(body, "operation")
+			delete(body, "metadata")
+		}
+	}
 }
 
 // listHash identifies a status list as it is written.
@@ -170,7 +210,17 @@ func (e *Engine) operationRunning(ctx context.Context, u *unstructured.Unstructu
 		"phase": "Running", "message": msg, "finishedAt": nil,
 	}}})
 	client := e.dyn.Resource(ApplicationGVR).Namespace(u.GetNamespace())
-	if _, err := client.Patch(ctx, u.GetName(), types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager}, "status"); err != nil {
+	written, err := client.Patch(ctx, u.GetName(), types.MergePatchType, patch, metav1.PatchOptions{FieldManager: FieldManager})
+	if err != nil {
 		e.log.Warn("writing the operation's progress", "application", u.GetName(), "err", err)
+		return
 	}
+	// The operation is still on the Application at this version: a copy
+	// of it later is not a new request.
+	e.mu.Lock()
+	if st := e.states[u.GetName()]; st != nil && st.opRVs != nil {
+		st.opRVs[written.GetResourceVersion()] = true
+		st.opRV = written.GetResourceVersion()
+	}
+	e.mu.Unlock()
 }

@@ -10,7 +10,6 @@ import (
 	"maps"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -105,9 +104,9 @@ func (e *Engine) sync(ctx context.Context, app *Application, st *appState, opera
 	st.retryDue = false
 	healthOnly := st.healthOnly && !operation && !retryDue
 	st.healthOnly = false
-	rev, attemptedGen, _ := strings.Cut(st.attempted, "@")
+	rev, attemptedSpec, _ := strings.Cut(st.attempted, "@")
 	e.mu.Unlock()
-	if healthOnly && rev != "" && attemptedGen == strconv.FormatInt(app.Generation, 10) {
+	if healthOnly && rev != "" && attemptedSpec == app.SpecHash {
 		e.mu.Lock()
 		st.app = app
 		e.mu.Unlock()
@@ -135,7 +134,7 @@ func (e *Engine) sync(ctx context.Context, app *Application, st *appState, opera
 	}
 	// With several sources the revision is theirs, in order, joined.
 	rev = strings.Join(revs, ",")
-	attempt := fmt.Sprintf("%s@%d", rev, app.Generation)
+	attempt := rev + "@" + app.SpecHash
 	e.mu.Lock()
 	st.app = app
 	unchanged := st.attempted == attempt && !operation
@@ -159,7 +158,7 @@ func (e *Engine) sync(ctx context.Context, app *Application, st *appState, opera
 			revs[i] = arts[i].Revision
 		}
 		rev = strings.Join(revs, ",")
-		attempt = fmt.Sprintf("%s@%d", rev, app.Generation)
+		attempt = rev + "@" + app.SpecHash
 		res, err := buildSources(app, arts)
 		e.mu.Lock()
 		st.attempted = attempt
@@ -523,7 +522,7 @@ func (e *Engine) apply(ctx context.Context, app *Application, st *appState, rev 
 	}
 	// Remember what was applied before pruning, so drift is watched from now on.
 	e.mu.Lock()
-	st.desired, st.revision, st.generation, st.applied = newKeys, rev, app.Generation, hashes
+	st.desired, st.revision, st.applied = newKeys, rev, hashes
 	st.drifted = map[objKey]bool{}
 	st.compared = nil // its verdicts are from before this apply
 	e.mu.Unlock()
@@ -768,6 +767,12 @@ func (e *Engine) inventory(ctx context.Context, objs []*unstructured.Unstructure
 		h, m := healthOf(live)
 		if worse(agg, h) != agg {
 			agg, msg = h, fmt.Sprintf("%s: %s", keyOf(o), m)
+		}
+		if h == Healthy {
+			// As Argo CD: a healthy resource carries no message. kstatus's
+			// ("Resource is always ready", "Service is ready") would be a
+			// tenth of a large Application, rewritten by every status write.
+			m = ""
 		}
 		out = append(out, resourceStatus{Group: gvk.Group, Version: gvk.Version, Kind: gvk.Kind, Namespace: o.GetNamespace(), Name: o.GetName(), Status: "Synced", Health: &healthStatus{Status: h, Message: m}})
 	}

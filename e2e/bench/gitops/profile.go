@@ -82,14 +82,26 @@ func (b *bench) profile(dir string, seconds int) error {
 	if err := <-prof; err != nil {
 		return err
 	}
+	// What the server holds 60 s after the first sync (the RSS the
+	// engine adds is read then): the heap profile with the runtime's
+	// MemStats (debug=1), and the RSS.
+	time.Sleep(60 * time.Second)
+	if err := fetch("/debug/pprof/heap?debug=1", "after60.heap.txt"); err != nil {
+		return err
+	}
+	if err := fetch("/debug/pprof/heap", "after60.heap.pprof"); err != nil {
+		return err
+	}
+	rss60, _ := benchutil.MemMiB(a.cmd.Process.Pid)
+	step("60 s after the first sync: RSS %.0f MiB, RssAnon %.0f MiB", rss60, benchutil.AnonMiB(a.cmd.Process.Pid))
 	prof = cpu("noop.cpu.pprof")
 	end := time.Now().Add(time.Duration(seconds) * time.Second)
 	for i := 0; time.Now().Before(end); i++ {
-		d, err := a.operate()
+		d, stored, err := a.operateSplit()
 		if err != nil {
 			return err
 		}
-		step("no-op %d: %.2fs", i+1, d)
+		step("no-op %d: %.3fs (request stored after %.3fs)", i+1, d, stored)
 	}
 	if err := <-prof; err != nil {
 		return err

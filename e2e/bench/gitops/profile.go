@@ -111,5 +111,43 @@ func (b *bench) profile(dir string, seconds int) error {
 	}
 	rss, hwm := benchutil.MemMiB(a.cmd.Process.Pid)
 	step("server RSS %.0f MiB, peak %.0f MiB; profiles in %s", rss, hwm, dir)
+	a.stop()
+	return b.profileBaseline(dir, filepath.Join(work, "kubectl.yaml"))
+}
+
+// profileBaseline starts server B as the bench does (--gitops.disable),
+// applies the same N objects with kubectl and, 60 s later, writes
+// baseline-after60.heap.txt and .pprof: the heap A's after60 profile is
+// compared with for the memory the engine adds.
+func (b *bench) profileBaseline(dir, file string) error {
+	if err := os.WriteFile(file, []byte(namespaceDoc(gitopsNS)+"---\n"+allDocs(b.n, gitopsNS)), 0o644); err != nil {
+		return err
+	}
+	debug := fmt.Sprintf("127.0.0.1:%d", benchutil.FreePort())
+	s, err := startServer(b.bin, false, "--gitops.disable", "--debug-listen", debug)
+	if err != nil {
+		return err
+	}
+	defer s.stop()
+	if out, err := s.kubectl("apply", "--server-side", "-f", file); err != nil {
+		return fmt.Errorf("kubectl apply on B: %v: %s", err, tail(out, 2000))
+	}
+	time.Sleep(60 * time.Second)
+	for path, name := range map[string]string{"/debug/pprof/heap?debug=1": "baseline-after60.heap.txt", "/debug/pprof/heap": "baseline-after60.heap.pprof"} {
+		resp, err := http.Get("http://" + debug + path)
+		if err != nil {
+			return err
+		}
+		data, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			return err
+		}
+	}
+	rss, _ := benchutil.MemMiB(s.cmd.Process.Pid)
+	step("server B 60 s after kubectl applied %d objects: RSS %.0f MiB, RssAnon %.0f MiB", b.n, rss, benchutil.AnonMiB(s.cmd.Process.Pid))
 	return nil
 }

@@ -141,9 +141,9 @@ type results struct {
 	// after60AnonPlain and after60Plain are server B's 60 s after kubectl
 	// applied the same objects.
 	after60AnonPlain, after60Plain float64
-	flux                    map[string]float64
-	fluxOut                 string
-	syncLines               []string
+	flux                           map[string]float64
+	fluxOut                        string
+	syncLines                      []string
 }
 
 func (b *bench) run(noopRuns, pushRuns, driftTries int, pollInterval, settle time.Duration, fluxScript string) (*results, error) {

@@ -21,7 +21,7 @@ type Config struct {
 	// ContainerRuntimeEndpoint is a CRI socket of the user's own runtime;
 	// empty runs Fjord's built-in containerd.
 	ContainerRuntimeEndpoint string `yaml:"container-runtime-endpoint"`
-	// CNIBinDir holds the CNI plugins (bridge, host-local, portmap, loopback).
+	// CNIBinDir holds the CNI plugins (bridge, host-local, portmap).
 	CNIBinDir string `yaml:"cni-bin-dir"`
 	// Runc is the OCI runtime binary containerd runs containers with.
 	Runc string `yaml:"runc"`

@@ -59,6 +59,7 @@ func TestContainerdConfig(t *testing.T) {
 		"restrict_oom_score_adj = true",
 		`bin_dirs = ["/usr/lib/cni"]`,
 		`conf_dir = "/var/lib/fjord/agent/etc/cni/net.d"`,
+		"use_internal_loopback = true",
 		`BinaryName = "/usr/sbin/runc"`,
 		"SystemdCgroup = false",
 		`format = "json"`,

@@ -18,9 +18,9 @@ const (
 	pkgIptables = "iptables"
 )
 
-// cniPlugins are the plugins the conflist Fjord writes uses (loopback is
-// called by containerd itself for every sandbox).
-var cniPlugins = []string{"bridge", "host-local", "portmap", "loopback"}
+// cniPlugins are the plugins the conflist Fjord writes uses (containerd
+// brings a pod's loopback up itself: use_internal_loopback).
+var cniPlugins = []string{"bridge", "host-local", "portmap"}
 
 // Preflight checks that the host can run the node before anything starts,
 // and names the way out of every problem at once: root, runc, the CNI

@@ -5,6 +5,9 @@ package main
 
 import (
 	"context"
+	"os"
+	"runtime"
+	"runtime/debug"
 
 	"github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2/manager"
 	_ "github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2/task/plugin"
@@ -12,5 +15,19 @@ import (
 )
 
 func main() {
+	// GOGC 50, as for fjord and containerd, set here rather than inherited
+	// through the environment, which the shim passes on to every runc it
+	// runs (short-lived programs that only pay for more collections).
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(50)
+	}
+	// containerd starts the shim with GOMAXPROCS=4 to cap it on large
+	// machines; on a smaller one that is more threads than cores, and runc
+	// inherits it. The shim keeps at most one P per core, and runc gets
+	// Go's own default.
+	if n := runtime.NumCPU(); runtime.GOMAXPROCS(0) > n {
+		runtime.GOMAXPROCS(n)
+	}
+	os.Unsetenv("GOMAXPROCS")
 	shim.RunShim(context.Background(), manager.NewShimManager("io.containerd.runc.v2"))
 }

@@ -124,7 +124,7 @@ var usage = map[string]string{
 	"sealing.port":                 "port of the sealed-secrets HTTP API (cert.pem, verify, rotate) on the node IP, for kubeseal via the API server",
 	"sealing.accept-v1-data":       "accept SealedSecrets in the deprecated spec.data form",
 	"container-runtime-endpoint":   "CRI socket of your own container runtime (unix:///path); empty runs the built-in containerd",
-	"cni-bin-dir":                  "directory of the CNI plugins bridge, host-local, portmap and loopback",
+	"cni-bin-dir":                  "directory of the CNI plugins bridge, host-local and portmap",
 	"runc":                         "OCI runtime binary the built-in containerd runs containers with",
 	"kubelet-port":                 "kubelet's HTTPS port on the node IP (logs, exec, port-forward, metrics)",
 	"kubelet-healthz-port":         "kubelet's loopback health port (0: off)",

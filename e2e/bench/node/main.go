@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -23,6 +24,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
@@ -36,6 +39,11 @@ func main() {
 	image := flag.String("image", os.Getenv("FJORD_TEST_IMAGE"), "image reference in that archive")
 	runs := flag.Int("runs", 5, "runs per size")
 	idle := flag.Duration("idle", 60*time.Second, "idle time with 20 pods before reading RSS")
+	sizes := flag.String("sizes", "1,30", "comma-separated Deployment sizes to time")
+	memory := flag.Bool("memory", true, "read the appliance's memory idle with 20 pods after the timed runs")
+	keepLog := flag.String("keep-log", "", "copy the server's log to this file at the end")
+	var serverArgs multiFlag
+	flag.Var(&serverArgs, "server-arg", "extra argument for `fjord server` (repeatable), e.g. -server-arg=--runc=crun")
 	flag.Parse()
 	if *bin == "" || *archive == "" || *image == "" {
 		fmt.Fprintln(os.Stderr, "set -bin, -image-archive and -image (or FJORD_BIN, FJORD_TEST_IMAGE_ARCHIVE, FJORD_TEST_IMAGE)")
@@ -45,13 +53,28 @@ func main() {
 		fmt.Fprintln(os.Stderr, "the node needs root")
 		os.Exit(2)
 	}
-	if err := run(*bin, *archive, *image, *runs, *idle); err != nil {
+	var ns []int
+	for _, f := range strings.Split(*sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			fmt.Fprintf(os.Stderr, "-sizes: %q is not a pod count\n", f)
+			os.Exit(2)
+		}
+		ns = append(ns, n)
+	}
+	if err := run(*bin, *archive, *image, *runs, ns, *memory, *idle, serverArgs, *keepLog); err != nil {
 		fmt.Fprintln(os.Stderr, "node bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(bin, archive, image string, runs int, idle time.Duration) error {
+// multiFlag is a repeatable string flag.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, " ") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+func run(bin, archive, image string, runs int, sizes []int, memory bool, idle time.Duration, serverArgs []string, keepLog string) error {
 	dir, err := os.MkdirTemp("", "fjord-bench-node-")
 	if err != nil {
 		return err
@@ -69,9 +92,10 @@ func run(bin, archive, image string, runs int, idle time.Duration) error {
 		return err
 	}
 	port := benchutil.FreePort()
-	cmd := exec.Command(bin, "server", "--data-dir", dir, "--fsync-gate=off", "--https-listen-port", strconv.Itoa(port),
+	args := []string{"server", "--data-dir", dir, "--fsync-gate=off", "--https-listen-port", strconv.Itoa(port),
 		"--etcd-client-port", strconv.Itoa(benchutil.FreePort()), "--etcd-peer-port", strconv.Itoa(benchutil.FreePort()),
-		"--config", filepath.Join(dir, "none.yaml"), "--log-level", "warn")
+		"--config", filepath.Join(dir, "none.yaml"), "--log-level", "warn"}
+	cmd := exec.Command(bin, append(args, serverArgs...)...)
 	if err := os.WriteFile(filepath.Join(dir, "none.yaml"), nil, 0o600); err != nil {
 		return err
 	}
@@ -89,20 +113,32 @@ func run(bin, archive, image string, runs int, idle time.Duration) error {
 		if out, err := exec.Command(bin, "killall", "--data-dir", dir).CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "killall: %v\n%s", err, out)
 		}
+		if keepLog != "" {
+			if data, err := os.ReadFile(logf.Name()); err == nil {
+				_ = os.WriteFile(keepLog, data, 0o644)
+			}
+		}
 	}()
 	ctx := context.Background()
 	kube, err := waitClient(ctx, filepath.Join(dir, "kubeconfig.yaml"), 3*time.Minute)
 	if err != nil {
 		return err
 	}
-	if err := waitNodeReady(ctx, kube, 3*time.Minute); err != nil {
+	node, err := waitNodeReady(ctx, kube, 3*time.Minute)
+	if err != nil {
 		return err
 	}
+	// What the node holds before any pod of the bench: each run starts once
+	// the node is back to it.
+	base := currentNodeState(dir)
 	// The image archive is imported at start; a first pod proves it is there.
-	if _, err := deployAndWait(ctx, kube, "warmup", image, 1); err != nil {
+	if _, _, err := deployAndWait(ctx, kube, "warmup", image, 1); err != nil {
 		return fmt.Errorf("warm-up: %w", err)
 	}
 	if err := deleteAndWait(ctx, kube, "warmup"); err != nil {
+		return err
+	}
+	if _, err := settle(dir, base, 3*time.Minute); err != nil {
 		return err
 	}
 
@@ -112,29 +148,48 @@ func run(bin, archive, image string, runs int, idle time.Duration) error {
 		times []float64
 	}
 	var rows []row
-	for _, n := range []int{1, 30} {
+	for _, n := range sizes {
 		r := row{n: n}
 		for i := range runs {
 			name := fmt.Sprintf("bench-%d-%d", n, i)
-			d, err := deployAndWait(ctx, kube, name, image, n)
+			load := benchutil.LoadAvg()
+			opsBefore, _ := kubeletRuntimeOps(ctx, kube, node)
+			cpuBefore, busyBefore := applianceTicks(cmd.Process.Pid, dir), machineBusy()
+			d, tl, err := deployAndWait(ctx, kube, name, image, n)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(os.Stderr, "%d pods, run %d: %.2fs (load %s)\n", n, i+1, d.Seconds(), benchutil.LoadAvg())
+			cpu, groups := cpuSummary(cpuSince(cpuBefore, applianceTicks(cmd.Process.Pid, dir)))
+			busy := machineBusy() - busyBefore
+			fmt.Fprintf(os.Stderr, "%d pods, run %d: %.2fs (%s UTC, load %s before, %s after)\n",
+				n, i+1, d.Seconds(), time.Now().UTC().Format("15:04:05"), load, benchutil.LoadAvg())
+			fmt.Fprintf(os.Stderr, "  CPU: node %.1f s (%s), whole machine %.1f s busy of %.1f s (%d cores)\n",
+				cpu, groups, busy, d.Seconds()*float64(runtime.NumCPU()), runtime.NumCPU())
+			if opsAfter, err := kubeletRuntimeOps(ctx, kube, node); err == nil {
+				fmt.Fprint(os.Stderr, tl.summary(), opsAfter.since(opsBefore))
+			}
 			r.times = append(r.times, d.Seconds())
 			if err := deleteAndWait(ctx, kube, name); err != nil {
 				return err
 			}
+			took, err := settle(dir, base, 3*time.Minute)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(os.Stderr, "  deleted; node settled %.1f s after the pods left the API\n", took.Seconds())
 		}
 		rows = append(rows, r)
 	}
 
-	if _, err := deployAndWait(ctx, kube, "idle", image, 20); err != nil {
-		return err
+	var mem memoryUse
+	if memory {
+		if _, _, err := deployAndWait(ctx, kube, "idle", image, 20); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "20 pods running; idle %s before reading RSS\n", idle)
+		time.Sleep(idle)
+		mem = appliance(cmd.Process.Pid, dir)
 	}
-	fmt.Fprintf(os.Stderr, "20 pods running; idle %s before reading RSS\n", idle)
-	time.Sleep(idle)
-	mem := appliance(cmd.Process.Pid, dir)
 
 	fmt.Printf("Machine: %s\n\n", benchutil.Machine())
 	fmt.Printf("| Deployment applied → all pods Running | median of %d | min | max |\n|---|---|---|---|\n", runs)
@@ -145,6 +200,9 @@ func run(bin, archive, image string, runs int, idle time.Duration) error {
 		}
 		fmt.Printf("| %d pod%s | %.2f s | %.2f s | %.2f s |\n", r.n, map[bool]string{true: "s"}[r.n > 1], benchutil.Median(r.times), lo, hi)
 	}
+	if !memory {
+		return nil
+	}
 	fmt.Printf("\n| Memory idle with 20 pods (after %s) | RSS MiB | PSS MiB | of which anonymous (not page cache) |\n|---|---|---|---|\n", idle)
 	fmt.Printf("| fjord (control plane, kubelet, kube-proxy, CoreDNS, metrics-server, GitOps, sealing) | %.0f | %.0f | %.0f |\n", mem.fjord, mem.fjordPSS, mem.fjordAnon)
 	fmt.Printf("| containerd (child process) | %.0f | %.0f | %.0f |\n", mem.containerd, mem.containerdPSS, mem.containerdAnon)
@@ -154,7 +212,7 @@ func run(bin, archive, image string, runs int, idle time.Duration) error {
 	return nil
 }
 
-type memory struct {
+type memoryUse struct {
 	fjord, containerd, shimRSS          float64 // RSS
 	fjordPSS, containerdPSS, shimPSS    float64
 	fjordAnon, containerdAnon, shimAnon float64 // PSS of anonymous memory
@@ -163,8 +221,8 @@ type memory struct {
 
 // appliance sums the RSS of fjord, its containerd child and this node's
 // shims (pods' own processes are the workload, not the appliance).
-func appliance(pid int, dir string) memory {
-	var m memory
+func appliance(pid int, dir string) memoryUse {
+	var m memoryUse
 	m.fjord, _ = benchutil.MemMiB(pid)
 	m.fjordPSS = benchutil.PssMiB(pid)
 	m.fjordAnon = benchutil.PssAnonMiB(pid)
@@ -206,25 +264,30 @@ func waitClient(ctx context.Context, kubeconfig string, timeout time.Duration) (
 	return nil, fmt.Errorf("API server not ready after %s", timeout)
 }
 
-func waitNodeReady(ctx context.Context, kube kubernetes.Interface, timeout time.Duration) error {
+// waitNodeReady returns the name of the one node once it is Ready.
+func waitNodeReady(ctx context.Context, kube kubernetes.Interface, timeout time.Duration) (string, error) {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		nodes, err := kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 		if err == nil && len(nodes.Items) == 1 {
 			for _, c := range nodes.Items[0].Status.Conditions {
 				if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
-					return nil
+					return nodes.Items[0].Name, nil
 				}
 			}
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	return fmt.Errorf("node not Ready after %s", timeout)
+	return "", fmt.Errorf("node not Ready after %s", timeout)
 }
 
 // deployAndWait creates a Deployment of n sleeping pods and returns the
-// time from the create call to all n pods Running.
-func deployAndWait(ctx context.Context, kube kubernetes.Interface, name, image string, n int) (time.Duration, error) {
+// time from the create call to all n pods Running, and when each pod
+// reached each step. It follows the pods with a watch opened before the
+// create, not by listing them over and over: a poll every 50 ms made the
+// API server encode all n pods 20 times a second, CPU the measured node
+// then lacked.
+func deployAndWait(ctx context.Context, kube kubernetes.Interface, name, image string, n int) (time.Duration, *timeline, error) {
 	labels := map[string]string{"bench": name}
 	d := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
@@ -241,27 +304,39 @@ func deployAndWait(ctx context.Context, kube kubernetes.Interface, name, image s
 			},
 		},
 	}
-	start := time.Now()
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	w, err := kube.CoreV1().Pods("default").Watch(wctx, metav1.ListOptions{LabelSelector: "bench=" + name})
+	if err != nil {
+		return 0, nil, err
+	}
+	defer w.Stop()
+	tl := &timeline{start: time.Now(), pods: map[types.UID]*[milestones]time.Duration{}}
 	if _, err := kube.AppsV1().Deployments("default").Create(ctx, d, metav1.CreateOptions{}); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
-	deadline := start.Add(5 * time.Minute)
-	for time.Now().Before(deadline) {
-		pods, err := kube.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "bench=" + name})
-		if err == nil {
-			running := 0
-			for _, p := range pods.Items {
-				if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil {
-					running++
-				}
-			}
-			if running == n {
-				return time.Since(start), nil
-			}
+	running := map[types.UID]bool{}
+	for ev := range w.ResultChan() {
+		p, ok := ev.Object.(*corev1.Pod)
+		if !ok {
+			continue
 		}
-		time.Sleep(50 * time.Millisecond)
+		switch ev.Type {
+		case watch.Added, watch.Modified:
+			tl.see(p, time.Now())
+			if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil {
+				running[p.UID] = true
+			} else {
+				delete(running, p.UID)
+			}
+		case watch.Deleted:
+			delete(running, p.UID)
+		}
+		if len(running) == n {
+			return time.Since(tl.start), tl, nil
+		}
 	}
-	return 0, fmt.Errorf("%s: %d pods not Running within 5m", name, n)
+	return 0, nil, fmt.Errorf("%s: %d of %d pods Running when the watch ended (%v)", name, len(running), n, wctx.Err())
 }
 
 func deleteAndWait(ctx context.Context, kube kubernetes.Interface, name string) error {

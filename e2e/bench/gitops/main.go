@@ -387,13 +387,14 @@ func (b *bench) run(noopRuns, pushRuns, driftTries int, pollInterval, settle tim
 }
 
 // memAround returns the medians of a process's RSS and RssAnon, read once
-// a second from 15 s before at until 15 s after it: one reading lands
+// a second from 15 s before at until 15 s after it (at least once, if that
+// window has passed already): one reading lands
 // anywhere in the Go heap's collection cycle, which moves RSS by tens of
 // MiB on its own.
 func memAround(pid int, at time.Time) (rss, anon float64) {
 	time.Sleep(time.Until(at.Add(-15 * time.Second)))
 	var rs, as []float64
-	for end := at.Add(15 * time.Second); time.Now().Before(end); time.Sleep(time.Second) {
+	for end := at.Add(15 * time.Second); len(rs) == 0 || time.Now().Before(end); time.Sleep(time.Second) {
 		r, _ := benchutil.MemMiB(pid)
 		rs, as = append(rs, r), append(as, benchutil.AnonMiB(pid))
 	}

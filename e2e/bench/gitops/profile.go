@@ -38,23 +38,7 @@ func (b *bench) profile(dir string, seconds int) error {
 	if err := repo.init(b.n); err != nil {
 		return err
 	}
-	fetch := func(path, file string) error {
-		resp, err := http.Get("http://" + debug + path)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("%s: %s", path, resp.Status)
-		}
-		f, err := os.Create(filepath.Join(dir, file))
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		_, err = io.Copy(f, resp.Body)
-		return err
-	}
+	fetch := func(path, file string) error { return fetchDebug(debug, path, filepath.Join(dir, file)) }
 	cpu := func(file string) chan error {
 		done := make(chan error, 1)
 		go func() { done <- fetch("/debug/pprof/profile?seconds="+strconv.Itoa(seconds), file) }()
@@ -75,7 +59,8 @@ func (b *bench) profile(dir string, seconds int) error {
 	}); err != nil {
 		return err
 	}
-	step("first sync of %d objects: %.2fs", b.n, time.Since(t0).Seconds())
+	synced := time.Now()
+	step("first sync of %d objects: %.2fs", b.n, synced.Sub(t0).Seconds())
 	if err := fetch("/debug/pprof/heap", "first-sync.heap.pprof"); err != nil {
 		return err
 	}
@@ -85,15 +70,14 @@ func (b *bench) profile(dir string, seconds int) error {
 	// What the server holds 60 s after the first sync (the RSS the
 	// engine adds is read then): the heap profile with the runtime's
 	// MemStats (debug=1), and the RSS.
-	time.Sleep(60 * time.Second)
+	rss60, anon60 := memAround(a.cmd.Process.Pid, synced.Add(60*time.Second))
 	if err := fetch("/debug/pprof/heap?debug=1", "after60.heap.txt"); err != nil {
 		return err
 	}
 	if err := fetch("/debug/pprof/heap", "after60.heap.pprof"); err != nil {
 		return err
 	}
-	rss60, _ := benchutil.MemMiB(a.cmd.Process.Pid)
-	step("60 s after the first sync: RSS %.0f MiB, RssAnon %.0f MiB", rss60, benchutil.AnonMiB(a.cmd.Process.Pid))
+	step("60 s after the first sync (median of 45–75 s): RSS %.0f MiB, RssAnon %.0f MiB", rss60, anon60)
 	prof = cpu("noop.cpu.pprof")
 	end := time.Now().Add(time.Duration(seconds) * time.Second)
 	for i := 0; time.Now().Before(end); i++ {
@@ -132,22 +116,32 @@ func (b *bench) profileBaseline(dir, file string) error {
 	if out, err := s.kubectl("apply", "--server-side", "-f", file); err != nil {
 		return fmt.Errorf("kubectl apply on B: %v: %s", err, tail(out, 2000))
 	}
-	time.Sleep(60 * time.Second)
+	applied := time.Now()
+	rss, anon := memAround(s.cmd.Process.Pid, applied.Add(60*time.Second))
 	for path, name := range map[string]string{"/debug/pprof/heap?debug=1": "baseline-after60.heap.txt", "/debug/pprof/heap": "baseline-after60.heap.pprof"} {
-		resp, err := http.Get("http://" + debug + path)
-		if err != nil {
-			return err
-		}
-		data, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+		if err := fetchDebug(debug, path, filepath.Join(dir, name)); err != nil {
 			return err
 		}
 	}
-	rss, _ := benchutil.MemMiB(s.cmd.Process.Pid)
-	step("server B 60 s after kubectl applied %d objects: RSS %.0f MiB, RssAnon %.0f MiB", b.n, rss, benchutil.AnonMiB(s.cmd.Process.Pid))
+	step("server B 60 s after kubectl applied %d objects (median of 45–75 s): RSS %.0f MiB, RssAnon %.0f MiB", b.n, rss, anon)
 	return nil
+}
+
+// fetchDebug writes what the debug listener at addr serves at path into file.
+func fetchDebug(addr, path, file string) error {
+	resp, err := http.Get("http://" + addr + path)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", path, resp.Status)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(f, resp.Body)
+	return err
 }

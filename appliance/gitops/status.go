@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fluxcd/pkg/ssa"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -81,7 +82,7 @@ func (e *Engine) writeStatus(ctx context.Context, u *unstructured.Unstructured, 
 			"startedAt":  started.UTC().Format(time.RFC3339),
 			"finishedAt": finished.UTC().Format(time.RFC3339),
 			"operation":  op,
-			"syncResult": map[string]any{"revision": out.revision, "resources": out.results, "source": src},
+			"syncResult": map[string]any{"revision": out.revision, "resources": written(out.results), "source": src},
 			"retryCount": nil,
 		}
 		if out.retryCount > 0 {
@@ -97,8 +98,8 @@ func (e *Engine) writeStatus(ctx context.Context, u *unstructured.Unstructured, 
 	}
 	resultsHash := ""
 	if out.operated {
-		resultsHash = listHash(out.results)
-		if resultsHash == lastResults && len(out.results) > 0 {
+		resultsHash = listHash(written(out.results))
+		if resultsHash == lastResults && len(written(out.results)) > 0 {
 			opState := status["operationState"].(map[string]any)
 			delete(opState["syncResult"].(map[string]any), "resources")
 		}
@@ -158,6 +159,24 @@ func (e *Engine) patchStatus(ctx context.Context, u *unstructured.Unstructured, 
 			delete(body, "metadata")
 		}
 	}
+}
+
+// written leaves out of syncResult the objects the sync did not write
+// because the dry run (or the last applied hash) found them as in Git: the
+// operation lists what it applied, pruned, refused or ran as a hook, as Argo
+// CD lists it with ApplyOutOfSyncOnly, which is how Fjord always syncs. A
+// no-op then adds nothing to an Application whose status.resources already
+// lists every object, and that Application is written and read by every
+// operation: at a thousand objects the unchanged entries were 150 KB of it.
+func written(results []resourceResult) []resourceResult {
+	out := make([]resourceResult, 0, len(results))
+	for _, r := range results {
+		if r.Status == "Synced" && r.Message == string(ssa.UnchangedAction) && r.HookType == "" {
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 // listHash identifies a status list as it is written.

@@ -55,6 +55,17 @@ type outcome struct {
 	// rendered is the number of objects built from Git by this reconcile
 	// (0 when the render was reused).
 	rendered int
+	// took is how long each step of a sync took, as the `synced` log line
+	// reports it (step, duration, ...).
+	took []any
+}
+
+// step records how long a step of the sync took, since *from, and moves
+// *from on.
+func (o *outcome) step(name string, from *time.Time) {
+	now := time.Now()
+	o.took = append(o.took, name, now.Sub(*from).Round(time.Millisecond))
+	*from = now
 }
 
 type condition struct {
@@ -147,6 +158,7 @@ func (e *Engine) sync(ctx context.Context, app *Application, st *appState, opera
 
 	start := time.Now()
 	built := 0
+	var renderTook time.Duration
 	if r == nil || r.key != renderKey(rev, app) {
 		// Not rendered yet at this commit: fetch and build. A no-op resync
 		// (fjord sync, a poll of an Application without automated) skips this.
@@ -184,6 +196,7 @@ func (e *Engine) sync(ctx context.Context, app *Application, st *appState, opera
 		r = newRendered(renderKey(rev, app), resources, string(res.SourceType))
 		r.hooks, r.unknownKinds = hooks, unknown
 		built = len(r.objs)
+		renderTook = time.Since(start)
 		e.mu.Lock()
 		st.render = r
 		e.mu.Unlock()
@@ -211,6 +224,13 @@ func (e *Engine) sync(ctx context.Context, app *Application, st *appState, opera
 		return withAttempt(attempt, out)
 	}
 	out := e.apply(ctx, app, st, rev, r, prev, u)
+	if built > 0 {
+		out.took = append([]any{"render", renderTook.Round(time.Millisecond)}, out.took...)
+	}
+	if out.phase == "Succeeded" {
+		args := []any{"application", app.Name, "revision", short(rev), "objects", len(r.objs), "pruned", countStatus(out.results, "Pruned")}
+		e.log.Info("synced", append(args, out.took...)...)
+	}
 	out.rendered = built
 	out.sourceType = r.sourceType
 	out.started, out.finished = start, time.Now()
@@ -331,6 +351,7 @@ func (e *Engine) apply(ctx context.Context, app *Application, st *appState, rev 
 	}
 
 	// Atomic: dry-run every object before writing any.
+	mark := time.Now()
 	createNS := app.SyncOption("CreateNamespace") && app.Spec.Destination.Namespace != ""
 	newNamespaces := map[string]bool{}
 	newCRDs := map[schema.GroupKind]bool{}
@@ -368,7 +389,7 @@ func (e *Engine) apply(ctx context.Context, app *Application, st *appState, rev 
 	for _, o := range objs {
 		k := keyOf(o)
 		if lastApplied[k] != "" && lastApplied[k] == hashes[k] && !drifted[k] && e.watches.cached(o) {
-			out.results = append(out.results, resultFor(o, "Synced", "unchanged"))
+			out.results = append(out.results, resultFor(o, "Synced", string(ssa.UnchangedAction)))
 			continue
 		}
 		toApply = append(toApply, o)
@@ -443,6 +464,7 @@ func (e *Engine) apply(ctx context.Context, app *Application, st *appState, rev 
 		}
 	})
 	refused = append(refused, run.dryRun(ctx, createdBySync)...)
+	out.step("dry-run", &mark)
 	if len(refused) > 0 {
 		sort.Strings(refused)
 		return fail("SyncError", fmt.Sprintf("the API server refused %d of %d objects at %s; nothing was applied: %s", len(refused), len(objs)+len(r.hooks), short(rev), strings.Join(refused, "; ")))
@@ -520,6 +542,7 @@ func (e *Engine) apply(ctx context.Context, app *Application, st *appState, rev 
 			}
 		}
 	}
+	out.step("apply", &mark)
 	// Remember what was applied before pruning, so drift is watched from now on.
 	e.mu.Lock()
 	st.desired, st.revision, st.applied = newKeys, rev, hashes
@@ -527,6 +550,7 @@ func (e *Engine) apply(ctx context.Context, app *Application, st *appState, rev 
 	st.compared = nil // its verdicts are from before this apply
 	e.mu.Unlock()
 	e.watches.watch(objs)
+	out.step("watch", &mark)
 
 	pruned, kept, pruneMsg, err := e.pruneStep(ctx, app, objs, prune)
 	if err != nil {
@@ -551,6 +575,7 @@ func (e *Engine) apply(ctx context.Context, app *Application, st *appState, rev 
 	}
 	run.cleanup(ctx, true)
 	out.results = results()
+	out.step("prune", &mark)
 
 	out.resources, out.health, out.healthMsg = e.inventory(ctx, objs, prune)
 	out.syncStatus = "Synced"
@@ -563,7 +588,7 @@ func (e *Engine) apply(ctx context.Context, app *Application, st *appState, rev 
 	lastRevision.DeletePartialMatch(map[string]string{"application": app.Name})
 	lastRevision.WithLabelValues(app.Name, rev).Set(1)
 	e.event(u, false, "Synced", out.message)
-	e.log.Info("synced", "application", app.Name, "revision", short(rev), "objects", len(objs), "pruned", len(out.results)-countStatus(out.results, "Synced"))
+	out.step("health", &mark)
 	return out
 }
 

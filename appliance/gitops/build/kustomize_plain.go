@@ -1,13 +1,18 @@
 package build
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"runtime"
+	"sync"
+	"sync/atomic"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utiljson "k8s.io/apimachinery/pkg/util/json"
 	"sigs.k8s.io/kustomize/api/konfig"
 	"sigs.k8s.io/kustomize/api/provider"
+	"sigs.k8s.io/kustomize/api/resource"
 	"sigs.k8s.io/kustomize/kyaml/resid"
 	"sigs.k8s.io/yaml"
 )
@@ -77,6 +82,7 @@ func buildPlainResources(files []string) (objs []*unstructured.Unstructured, ok 
 		name, namespace string
 	}
 	seen := map[id]bool{}
+	var kept []*resource.Resource
 	for _, file := range files {
 		data, err := os.ReadFile(file)
 		if err != nil {
@@ -105,20 +111,56 @@ func buildPlainResources(files []string) (objs []*unstructured.Unstructured, ok 
 			if v, local := md.Annotations[konfig.IgnoredByKustomizeAnnotation]; local && v != "false" {
 				continue
 			}
-			j, err := res.MarshalJSON()
-			if err != nil {
-				return nil, false
-			}
-			var obj map[string]any
-			if err := utiljson.Unmarshal(j, &obj); err != nil {
-				return nil, false
-			}
-			u := &unstructured.Unstructured{Object: obj}
-			if checkObject(u) != nil {
-				return nil, false
-			}
-			objs = append(objs, u)
+			kept = append(kept, res)
 		}
 	}
+	// Turning the parsed documents into objects is most of the work, and
+	// each is on its own: one worker per core.
+	objs = make([]*unstructured.Unstructured, len(kept))
+	var failed atomic.Bool
+	var wg sync.WaitGroup
+	next := atomic.Int64{}
+	for range min(runtime.GOMAXPROCS(0), len(kept)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(kept) || failed.Load() {
+					return
+				}
+				u, err := objectOf(kept[i])
+				if err != nil || checkObject(u) != nil {
+					failed.Store(true)
+					return
+				}
+				objs[i] = u
+			}
+		}()
+	}
+	wg.Wait()
+	if failed.Load() {
+		return nil, false
+	}
 	return objs, true
+}
+
+// objectOf is what kustomize's MarshalJSON makes of a parsed document,
+// decoded into the types the API machinery uses (int64, float64), without
+// MarshalJSON's detour through YAML text: it prints the document and parses
+// that again before it encodes the JSON.
+func objectOf(res *resource.Resource) (*unstructured.Unstructured, error) {
+	var m map[string]any
+	if err := res.YNode().Decode(&m); err != nil {
+		return nil, err
+	}
+	j, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	var obj map[string]any
+	if err := utiljson.Unmarshal(j, &obj); err != nil {
+		return nil, err
+	}
+	return &unstructured.Unstructured{Object: obj}, nil
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -46,17 +45,10 @@ func (b *bench) profile(dir string, seconds int) error {
 		return done
 	}
 
-	appFile := filepath.Join(work, "app.yaml")
-	os.WriteFile(appFile, []byte(application(repo.url())), 0o644)
 	head := repo.head()
 	prof := cpu("first-sync.cpu.pprof")
-	t0 := time.Now()
-	if out, err := a.kubectl("apply", "-f", appFile); err != nil {
-		return fmt.Errorf("applying the Application: %v: %s", err, out)
-	}
-	if err := a.waitFor(15*time.Minute, "first sync", func(ctx context.Context) bool {
-		return a.appSynced(ctx, head) && a.countAll(ctx, gitopsNS) == b.n
-	}); err != nil {
+	t0, err := a.firstSync(repo.url(), head, b.n)
+	if err != nil {
 		return err
 	}
 	synced := time.Now()

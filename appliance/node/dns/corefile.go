@@ -3,6 +3,7 @@ package dns
 import (
 	"fmt"
 	"net"
+	"os"
 	"strings"
 )
 
@@ -23,9 +24,14 @@ type CorefileParams struct {
 // Corefile renders the CoreDNS configuration: one server on NodeIP:Port that
 // answers ClusterDomain and the reverse zones from the Kubernetes API
 // (falling through for reverse names it does not own), forwards everything
-// else to the nameservers in ResolvConf and caches for 30 seconds. The order
-// of the plugins inside the block does not matter; CoreDNS orders them.
+// else to the nameservers in ResolvConf (nowhere when it is empty: the host
+// has no nameserver) and caches for 30 seconds. The order of the plugins
+// inside the block does not matter; CoreDNS orders them.
 func Corefile(p CorefileParams) string {
+	forward := ""
+	if p.ResolvConf != "" {
+		forward = "\n    forward . " + token(p.ResolvConf)
+	}
 	return fmt.Sprintf(`.:%d {
     bind %s
     errors
@@ -34,12 +40,27 @@ func Corefile(p CorefileParams) string {
         pods insecure
         fallthrough in-addr.arpa ip6.arpa
         ttl 30
-    }
-    forward . %s
+    }%s
     cache 30
     loadbalance
 }
-`, p.Port, p.NodeIP, p.ClusterDomain, token(p.Kubeconfig), token(p.ResolvConf))
+`, p.Port, p.NodeIP, p.ClusterDomain, token(p.Kubeconfig), forward)
+}
+
+// hasNameserver reports whether the resolv.conf at path names a nameserver:
+// CoreDNS's forward plugin refuses to start on one that names none (or on
+// a missing file), which a VM without DHCP's DNS option has.
+func hasNameserver(path string) bool {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "nameserver" {
+			return true
+		}
+	}
+	return false
 }
 
 // token quotes s for the Corefile lexer when it would otherwise split or

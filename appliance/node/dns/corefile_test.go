@@ -2,6 +2,8 @@ package dns
 
 import (
 	"net"
+	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -25,6 +27,43 @@ func TestCorefile(t *testing.T) {
 `
 		if got != want {
 			t.Errorf("Corefile:\n%s\nwant:\n%s", got, want)
+		}
+	})
+	t.Run("forwards nowhere when the host has no nameserver", func(t *testing.T) {
+		got := Corefile(CorefileParams{NodeIP: net.ParseIP("10.0.0.4"), Port: 53, ClusterDomain: "cluster.local", Kubeconfig: "/k"})
+		want := `.:53 {
+    bind 10.0.0.4
+    errors
+    kubernetes cluster.local in-addr.arpa ip6.arpa {
+        kubeconfig /k
+        pods insecure
+        fallthrough in-addr.arpa ip6.arpa
+        ttl 30
+    }
+    cache 30
+    loadbalance
+}
+`
+		if got != want {
+			t.Errorf("Corefile:\n%s\nwant:\n%s", got, want)
+		}
+	})
+	t.Run("a resolv.conf without a nameserver, or none, is told from one with one", func(t *testing.T) {
+		dir := t.TempDir()
+		files := map[string]string{
+			"with":    "search example.net\nnameserver 192.0.2.53\n",
+			"without": "search example.net\noptions ndots:2\n# nameserver 192.0.2.1\n",
+			"empty":   "",
+		}
+		for name, content := range files {
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for name, want := range map[string]bool{"with": true, "without": false, "empty": false, "missing": false} {
+			if got := hasNameserver(filepath.Join(dir, name)); got != want {
+				t.Errorf("hasNameserver(%s) = %v, want %v", name, got, want)
+			}
 		}
 	})
 	t.Run("quotes paths the Corefile lexer would split", func(t *testing.T) {

@@ -83,8 +83,13 @@ func (s *Server) Init(context.Context) error {
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("coredns: %w", err)
 	}
+	resolv := HostResolvConf
+	if !hasNameserver(resolv) {
+		s.log.Warn("no nameserver in the host's resolver configuration: pods resolve cluster names only", "file", resolv)
+		resolv = ""
+	}
 	s.corefile = Corefile(CorefileParams{NodeIP: s.rt.NodeIP, Port: s.cfg.ClusterDNSPort,
-		ClusterDomain: s.rt.ClusterDomain, Kubeconfig: s.rt.Kubeconfig, ResolvConf: HostResolvConf})
+		ClusterDomain: s.rt.ClusterDomain, Kubeconfig: s.rt.Kubeconfig, ResolvConf: resolv})
 	return nil
 }
 

@@ -221,6 +221,15 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, hooks Hooks) error {
 			hooks.Ready()
 		}
 	}
+	if runCtx.Err() == nil {
+		// Settled or not, starting is over: what of the binary it mapped and
+		// no longer runs is handed back (pageout.go).
+		if n, err := releaseExecutable(); err != nil {
+			log.Warn("releasing the binary's pages", "err", err)
+		} else {
+			log.Debug("released the binary's pages", "advised-mib", n>>20)
+		}
+	}
 	runErr := <-waited
 	stopping.Store(true)
 	if runErr != nil {

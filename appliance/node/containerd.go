@@ -100,6 +100,12 @@ func (c *Containerd) Init(context.Context) error {
 	return bootstrap.WriteFileAtomic(c.p.ContainerdConf, []byte(conf), 0o600)
 }
 
+// shimGroupDirEnv is the variable with which cmd/containerd-shim-runc-v2
+// (GroupDirEnv there) groups every container of a containerd namespace into
+// one shim process, which works in a directory of its own below the named
+// one and logs to shim.log there.
+const shimGroupDirEnv = "FJORD_SHIM_GROUP_DIR"
+
 // containerdLogLevel keeps containerd's per-call info lines out of Fjord's
 // log unless Fjord itself logs at debug.
 func (c *Containerd) containerdLogLevel() string {
@@ -200,8 +206,11 @@ func (c *Containerd) runOnce(ctx context.Context, started func(error)) error {
 	cmd := exec.Command(c.bin, "--config", c.p.ContainerdConf)
 	// The shim is found on PATH. containerd and the shim set their own
 	// GOGC (cmd/fjord-containerd, cmd/containerd-shim-runc-v2) rather than
-	// pass one on to the CNI plugins and runc.
-	cmd.Env = append(os.Environ(), "PATH="+c.p.Bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	// pass one on to the CNI plugins and runc. containerd passes its
+	// environment on to the shim, which then runs all pods in one process
+	// (see the README).
+	cmd.Env = append(os.Environ(), "PATH="+c.p.Bin+string(os.PathListSeparator)+os.Getenv("PATH"),
+		shimGroupDirEnv+"="+filepath.Join(c.p.ContainerdState, "shim-group"))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	out, err := cmd.StdoutPipe()
 	if err != nil {

@@ -1,11 +1,15 @@
 // Command containerd-shim-runc-v2 is containerd's runc shim, built from
 // containerd's own packages at the version fjord's containerd runs, so that
-// `make build` can embed it in fjord (appliance/node/shim).
+// `make build` can embed it in fjord (appliance/node/shim). With
+// FJORD_SHIM_GROUP_DIR set it runs every container of a namespace in one
+// shim process rather than one per pod (group.go).
 package main
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 
@@ -29,5 +33,20 @@ func main() {
 		runtime.GOMAXPROCS(n)
 	}
 	os.Unsetenv("GOMAXPROCS")
-	shim.RunShim(context.Background(), manager.NewShimManager("io.containerd.runc.v2"))
+	m := manager.NewShimManager("io.containerd.runc.v2")
+	var opts []shim.BinaryOpts
+	if dir := os.Getenv(GroupDirEnv); dir != "" {
+		// The start action passes the variable on to the shim it starts,
+		// which is the group's when it runs in a directory of dir.
+		m = grouped{Shim: m, dir: dir}
+		if cwd, _ := os.Getwd(); filepath.Dir(cwd) == filepath.Clean(dir) {
+			os.Unsetenv(GroupDirEnv)
+			if err := logToGroupDir(); err != nil {
+				fmt.Fprintln(os.Stderr, "shim log:", err)
+				os.Exit(1)
+			}
+			opts = append(opts, func(c *shim.Config) { c.NoSetupLogger = true })
+		}
+	}
+	shim.RunShim(context.Background(), m, opts...)
 }

@@ -204,10 +204,12 @@ func serverCommand() *cli.Command {
 				return cli.Exit(err.Error(), 1)
 			}
 			// The control plane's heap is mostly long-lived caches; collecting
-			// at 50 % growth instead of 100 % keeps ~20 MiB less resident on an
-			// idle node for little CPU. GOGC in the environment still wins.
+			// at 25 % growth keeps ~40 MiB less resident than at 50 % (and 50 %
+			// ~20 MiB less than 100 %) on an idle node with 20 pods; fjord's
+			// CPU per 30 pods started stayed within the bench's noise
+			// (docs/benchmarks.md, session 7). GOGC in the environment still wins.
 			if os.Getenv("GOGC") == "" {
-				debug.SetGCPercent(50)
+				debug.SetGCPercent(25)
 			}
 			notify := systemd.NewNotifier(log)
 			hooks := appliance.Hooks{Status: notify.Status, Serving: func(alive func() bool) {

@@ -2,7 +2,7 @@
 // binary and extracts them at start, k3s's way: containerd (built from
 // cmd/fjord-containerd) and its runc shim (cmd/containerd-shim-runc-v2).
 // Each is a small program of its own because each runs as its own
-// process, one shim per pod: the fjord binary in their place would
+// process (containerd, and the shim its pods share): the fjord binary in their place would
 // initialise all of Kubernetes in every one of them.
 package nodebin
 

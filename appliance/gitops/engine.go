@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"reflect"
 	"runtime/debug"
@@ -87,6 +88,11 @@ type Engine struct {
 	wg     sync.WaitGroup
 	// released is when releaseMemory last ran (Unix nanoseconds).
 	released atomic.Int64
+	// bursts counts the syncs inside gcBurst; burstOld is the GC percent
+	// the first of them found.
+	burstMu  sync.Mutex
+	bursts   int
+	burstOld int
 }
 
 var _ component.Component = (*Engine)(nil)
@@ -563,6 +569,41 @@ func (e *Engine) releaseMemory() {
 		return
 	}
 	debug.FreeOSMemory()
+}
+
+// burstGCPercent is the collector's target while a sync writes many
+// objects (gcBurst).
+const burstGCPercent = 50
+
+// gcBurst lets the heap grow by half between collections, instead of the
+// quarter fjord server keeps idle (cmd/fjord), while a sync writes at least
+// releaseAfter objects, and returns the function that ends it. Such a sync
+// is a burst of the API server's allocations in this process; at GOGC 25
+// the collector ran about twice as often through it, and the first sync of
+// 1000 objects took 6.3 s instead of 3.8 s. The memory the burst took is
+// handed back after its status write (releaseMemory). Nested and concurrent
+// syncs share one burst; a GOGC set in the environment, or a target
+// already as high, is left alone.
+func (e *Engine) gcBurst() func() {
+	if os.Getenv("GOGC") != "" {
+		return func() {}
+	}
+	e.burstMu.Lock()
+	defer e.burstMu.Unlock()
+	if e.bursts == 0 {
+		e.burstOld = debug.SetGCPercent(burstGCPercent)
+		if e.burstOld >= burstGCPercent || e.burstOld < 0 {
+			debug.SetGCPercent(e.burstOld)
+		}
+	}
+	e.bursts++
+	return func() {
+		e.burstMu.Lock()
+		defer e.burstMu.Unlock()
+		if e.bursts--; e.bursts == 0 {
+			debug.SetGCPercent(e.burstOld)
+		}
+	}
 }
 
 // sortedKeys returns the keys of m in a stable order.

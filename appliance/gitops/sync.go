@@ -394,6 +394,9 @@ func (e *Engine) apply(ctx context.Context, app *Application, st *appState, rev 
 		}
 		toApply = append(toApply, o)
 	}
+	if len(toApply) >= releaseAfter {
+		defer e.gcBurst()()
+	}
 
 	var (
 		mu       sync.Mutex

@@ -67,6 +67,7 @@ func (e *Engine) writeStatus(ctx context.Context, u *unstructured.Unstructured, 
 	if op == nil {
 		op = map[string]any{"sync": map[string]any{"revision": out.revision}}
 	}
+	results := written(out.results)
 	if out.operated {
 		started := out.started
 		if started.IsZero() {
@@ -82,7 +83,7 @@ func (e *Engine) writeStatus(ctx context.Context, u *unstructured.Unstructured, 
 			"startedAt":  started.UTC().Format(time.RFC3339),
 			"finishedAt": finished.UTC().Format(time.RFC3339),
 			"operation":  op,
-			"syncResult": map[string]any{"revision": out.revision, "resources": written(out.results), "source": src},
+			"syncResult": map[string]any{"revision": out.revision, "resources": results, "source": src},
 			"retryCount": nil,
 		}
 		if out.retryCount > 0 {
@@ -98,8 +99,8 @@ func (e *Engine) writeStatus(ctx context.Context, u *unstructured.Unstructured, 
 	}
 	resultsHash := ""
 	if out.operated {
-		resultsHash = listHash(written(out.results))
-		if resultsHash == lastResults && len(written(out.results)) > 0 {
+		resultsHash = listHash(results)
+		if resultsHash == lastResults && len(results) > 0 {
 			opState := status["operationState"].(map[string]any)
 			delete(opState["syncResult"].(map[string]any), "resources")
 		}

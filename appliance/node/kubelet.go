@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net"
@@ -19,6 +18,7 @@ import (
 	kubeletvalidation "k8s.io/kubernetes/pkg/kubelet/apis/config/validation"
 
 	"github.com/fjord-dev/fjord/appliance/component"
+	"github.com/fjord-dev/fjord/appliance/node/dns"
 )
 
 // Kubelet is the kubelet, in-process, registered as the node.
@@ -185,23 +185,14 @@ func (k *Kubelet) Stop(ctx context.Context) error { return stopWait(ctx, &k.canc
 // stub on loopback, which a pod cannot reach.
 func hostResolvConf() string {
 	const stub, upstream = "/etc/resolv.conf", "/run/systemd/resolve/resolv.conf"
-	f, err := os.Open(stub)
-	if err != nil {
-		return stub
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	loopbackOnly, any := true, false
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) >= 2 && fields[0] == "nameserver" {
-			any = true
-			if ip := net.ParseIP(fields[1]); ip == nil || !ip.IsLoopback() {
-				loopbackOnly = false
-			}
+	servers := dns.Nameservers(stub)
+	loopbackOnly := len(servers) > 0
+	for _, s := range servers {
+		if ip := net.ParseIP(s); ip == nil || !ip.IsLoopback() {
+			loopbackOnly = false
 		}
 	}
-	if any && loopbackOnly {
+	if loopbackOnly {
 		if _, err := os.Stat(upstream); err == nil {
 			return upstream
 		}

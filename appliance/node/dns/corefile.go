@@ -47,20 +47,22 @@ func Corefile(p CorefileParams) string {
 `, p.Port, p.NodeIP, p.ClusterDomain, token(p.Kubeconfig), forward)
 }
 
-// hasNameserver reports whether the resolv.conf at path names a nameserver:
-// CoreDNS's forward plugin refuses to start on one that names none (or on
-// a missing file), which a VM without DHCP's DNS option has.
-func hasNameserver(path string) bool {
+// Nameservers returns the addresses a resolv.conf at path names, in order;
+// none when it names none or cannot be read. CoreDNS's forward plugin
+// refuses to start on such a file, which a VM without DHCP's DNS option
+// has.
+func Nameservers(path string) []string {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return false
+		return nil
 	}
+	var out []string
 	for _, line := range strings.Split(string(data), "\n") {
 		if f := strings.Fields(line); len(f) >= 2 && f[0] == "nameserver" {
-			return true
+			out = append(out, f[1])
 		}
 	}
-	return false
+	return out
 }
 
 // token quotes s for the Corefile lexer when it would otherwise split or

@@ -49,6 +49,14 @@ func TestCorefile(t *testing.T) {
 		}
 	})
 	t.Run("a resolv.conf without a nameserver, or none, is told from one with one", func(t *testing.T) {
+		dir0 := t.TempDir()
+		both := filepath.Join(dir0, "both")
+		if err := os.WriteFile(both, []byte("nameserver 127.0.0.53\noptions edns0\nnameserver 192.0.2.1\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if got := Nameservers(both); len(got) != 2 || got[0] != "127.0.0.53" || got[1] != "192.0.2.1" {
+			t.Errorf("Nameservers = %q, want both in order", got)
+		}
 		dir := t.TempDir()
 		files := map[string]string{
 			"with":    "search example.net\nnameserver 192.0.2.53\n",
@@ -61,8 +69,8 @@ func TestCorefile(t *testing.T) {
 			}
 		}
 		for name, want := range map[string]bool{"with": true, "without": false, "empty": false, "missing": false} {
-			if got := hasNameserver(filepath.Join(dir, name)); got != want {
-				t.Errorf("hasNameserver(%s) = %v, want %v", name, got, want)
+			if got := len(Nameservers(filepath.Join(dir, name))) > 0; got != want {
+				t.Errorf("Nameservers(%s) names some: %v, want %v", name, got, want)
 			}
 		}
 	})

@@ -84,7 +84,7 @@ func (s *Server) Init(context.Context) error {
 		return fmt.Errorf("coredns: %w", err)
 	}
 	resolv := HostResolvConf
-	if !hasNameserver(resolv) {
+	if len(Nameservers(resolv)) == 0 {
 		s.log.Warn("no nameserver in the host's resolver configuration: pods resolve cluster names only", "file", resolv)
 		resolv = ""
 	}

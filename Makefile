@@ -64,9 +64,10 @@ build: images/embedded/pause.tar $(SHIM) $(CONTAINERD)
 # containerd and its runc shim, embedded in fjord and extracted at start:
 # each runs as a process of its own (one shim for all pods), so each is a small
 # program rather than fjord re-executed (appliance/node/nodebin).
-$(SHIM): $(filter-out %_test.go,$(wildcard cmd/containerd-shim-runc-v2/*.go)) go.mod go.sum
+PAGEOUT_SOURCES := $(filter-out %_test.go,$(wildcard appliance/pageout/*.go))
+$(SHIM): $(filter-out %_test.go,$(wildcard cmd/containerd-shim-runc-v2/*.go)) $(PAGEOUT_SOURCES) go.mod go.sum
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $@ ./cmd/containerd-shim-runc-v2
-$(CONTAINERD): cmd/fjord-containerd/main.go go.mod go.sum
+$(CONTAINERD): cmd/fjord-containerd/main.go $(PAGEOUT_SOURCES) go.mod go.sum
 	$(GO) build -trimpath -ldflags '-s -w -X github.com/containerd/containerd/v2/version.Version=2.4.2' -o $@ ./cmd/fjord-containerd
 
 # ---- images (images/) -------------------------------------------------------

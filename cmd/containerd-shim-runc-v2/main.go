@@ -12,10 +12,13 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"time"
 
 	"github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2/manager"
 	_ "github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2/task/plugin"
 	"github.com/containerd/containerd/v2/pkg/shim"
+
+	"github.com/fjord-dev/fjord/appliance/pageout"
 )
 
 func main() {
@@ -33,6 +36,15 @@ func main() {
 		runtime.GOMAXPROCS(n)
 	}
 	os.Unsetenv("GOMAXPROCS")
+	// The shim that serves the node's pods runs for as long as they do; once
+	// it is quiet after starting or stopping containers, what it no longer
+	// runs is handed back (package pageout). Its start and delete actions
+	// exit long before.
+	go pageout.WhenQuiet(context.Background(), quiet, func() {
+		if _, err := pageout.Trim(); err != nil {
+			fmt.Fprintln(os.Stderr, "shim: releasing memory after work:", err)
+		}
+	})
 	m := manager.NewShimManager("io.containerd.runc.v2")
 	var opts []shim.BinaryOpts
 	if dir := os.Getenv(GroupDirEnv); dir != "" {
@@ -50,3 +62,8 @@ func main() {
 	}
 	shim.RunShim(context.Background(), m, opts...)
 }
+
+// quiet is when the shim counts as quiet after work: 0.3 CPU-s above 12 %
+// of a core, then half a minute under it. Serving 20 idle pods it uses
+// 4.4 % of a core (the kubelet's container stats).
+var quiet = pageout.Quiet{Work: 300 * time.Millisecond, Window: 30 * time.Second, Share: 0.12, Every: 5 * time.Second}

@@ -11,10 +11,13 @@ import (
 	"fmt"
 	"os"
 	"runtime/debug"
+	"time"
 
 	"github.com/containerd/containerd/v2/cmd/containerd/command"
 
 	_ "github.com/containerd/containerd/v2/cmd/containerd/builtins"
+
+	"github.com/fjord-dev/fjord/appliance/pageout"
 )
 
 func main() {
@@ -25,8 +28,23 @@ func main() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(50)
 	}
+	// Starting registers and initialises every built-in plugin, and a burst
+	// of pod starts runs much of the CRI: once containerd is quiet again,
+	// what it no longer runs is handed back (package pageout).
+	go pageout.WhenQuiet(context.Background(), quiet, trim)
 	if err := command.App().Run(context.Background(), os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, "containerd:", err)
 		os.Exit(1)
+	}
+}
+
+// quiet is when containerd counts as quiet after work: 0.3 CPU-s above
+// 12 % of a core, then half a minute under it. With 20 pods idle it uses
+// 5 % of a core (the kubelet's stats).
+var quiet = pageout.Quiet{Work: 300 * time.Millisecond, Window: 30 * time.Second, Share: 0.12, Every: 5 * time.Second}
+
+func trim() {
+	if _, err := pageout.Trim(); err != nil {
+		fmt.Fprintln(os.Stderr, "containerd: releasing memory after work:", err)
 	}
 }

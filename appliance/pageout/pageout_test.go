@@ -1,4 +1,4 @@
-package appliance
+package pageout
 
 import (
 	"strings"
@@ -34,8 +34,8 @@ func TestReadOnlyMappings(t *testing.T) {
 	})
 }
 
-func TestReleaseExecutable(t *testing.T) {
-	n, err := releaseExecutable()
+func TestExecutable(t *testing.T) {
+	n, err := Executable()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,12 @@
-package appliance
+// Package pageout hands what a spell of work left resident back to the
+// kernel once a process is quiet again: the pages of its binary it no
+// longer runs, and the Go heap's free pages. fjord server, its containerd
+// and its runc shim each start by touching much of their binary once
+// (initialisation, every plugin's registration), and so does a burst of
+// pod starts or a large sync; the kernel keeps what was mapped, in large
+// folios with readahead, until memory is short, and the Go runtime keeps
+// free heap pages up to its next goal.
+package pageout
 
 import (
 	"bufio"
@@ -10,20 +18,19 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// releaseExecutable asks the kernel to reclaim the pages of the fjord
-// binary's read-only mappings (code, read-only data, the Go function
-// tables) now that the server has settled, and returns how many bytes it
-// advised.
+// Executable asks the kernel to reclaim the pages of the running binary's
+// read-only mappings (code, read-only data, the Go function tables), and
+// returns how many bytes it advised. Call it once the process has settled.
 //
-// Starting the control plane, the node and GitOps touches much of a 250 MB
-// binary once, and the kernel maps file pages in large folios and reads
+// For fjord server: starting the control plane, the node and GitOps
+// touches much of a 250 MB binary once, and the kernel maps file pages in large folios and reads
 // ahead, so ~220 MiB of it stayed mapped for good though an idle server
 // runs a fraction of that code. The reclaimed pages are clean: they leave
 // the page cache and are read from the file again when they run, which
 // brings the mapped part back to the working set (~95 MiB after 30 s,
 // still so minutes later; docs/benchmarks.md). MADV_PAGEOUT only acts on
 // pages no other process maps.
-func releaseExecutable() (int64, error) {
+func Executable() (int64, error) {
 	exe, err := os.Readlink("/proc/self/exe")
 	if err != nil {
 		return 0, err

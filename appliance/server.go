@@ -236,7 +236,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, hooks Hooks) error {
 			if n, err := pageout.Trim(); err != nil {
 				log.Warn("releasing memory after work", "err", err)
 			} else {
-				log.Debug("released memory after work", "advised-mib", n>>20)
+				log.Info("released memory after work", "advised-mib", n>>20)
 			}
 		})
 	}

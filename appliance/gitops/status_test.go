@@ -3,6 +3,8 @@ package gitops
 import (
 	"reflect"
 	"testing"
+
+	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
 func TestWrittenListsWhatTheSyncWrote(t *testing.T) {
@@ -25,4 +27,30 @@ func TestWrittenListsWhatTheSyncWrote(t *testing.T) {
 	if got := written([]resourceResult{cm("same", "Synced", "unchanged")}); len(got) != 0 {
 		t.Errorf("a no-op lists %+v", got)
 	}
+}
+
+func TestResourceHealth(t *testing.T) {
+	t.Run("a kind without a health check of its own has none, as in Argo CD", func(t *testing.T) {
+		if h := resourceHealth(schema.GroupKind{Kind: "ConfigMap"}, Healthy, "Resource is always ready"); h != nil {
+			t.Errorf("ConfigMap health = %+v, want none", h)
+		}
+	})
+	t.Run("a missing one still says so", func(t *testing.T) {
+		h := resourceHealth(schema.GroupKind{Kind: "Secret"}, Missing, "not found")
+		if h == nil || h.Status != Missing || h.Message != "not found" {
+			t.Errorf("missing Secret health = %+v", h)
+		}
+	})
+	t.Run("a healthy resource carries no message", func(t *testing.T) {
+		h := resourceHealth(schema.GroupKind{Group: "apps", Kind: "Deployment"}, Healthy, "Deployment is available. Replicas: 1")
+		if h == nil || h.Status != Healthy || h.Message != "" {
+			t.Errorf("healthy Deployment health = %+v", h)
+		}
+	})
+	t.Run("an unhealthy one keeps its message", func(t *testing.T) {
+		h := resourceHealth(schema.GroupKind{Group: "apps", Kind: "Deployment"}, Progressing, "Replicas: 0/1")
+		if h == nil || h.Status != Progressing || h.Message != "Replicas: 0/1" {
+			t.Errorf("progressing Deployment health = %+v", h)
+		}
+	})
 }

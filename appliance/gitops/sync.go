@@ -784,6 +784,22 @@ func (e *Engine) refresh(ctx context.Context, app *Application, st *appState, re
 	return out
 }
 
+// resourceHealth is the health entry of one of status.resources. As in
+// Argo CD, a kind without a health check of its own (a ConfigMap, a Secret,
+// RBAC: those the engine watches by metadata only) has none, and a healthy
+// resource carries no message: kstatus's ("Resource is always ready",
+// "Service is ready") would be a tenth of a large Application, decoded and
+// encoded again by every write to it, the no-op sync's request included.
+func resourceHealth(gk schema.GroupKind, h Health, msg string) *healthStatus {
+	if metadataOnly[gk] && h == Healthy {
+		return nil
+	}
+	if h == Healthy {
+		msg = ""
+	}
+	return &healthStatus{Status: h, Message: msg}
+}
+
 // inventory builds status.resources for objs (live health) plus the objects
 // that left Git but were not pruned.
 func (e *Engine) inventory(ctx context.Context, objs []*unstructured.Unstructured, notPruned []resourceStatus) ([]resourceStatus, Health, string) {
@@ -796,13 +812,7 @@ func (e *Engine) inventory(ctx context.Context, objs []*unstructured.Unstructure
 		if worse(agg, h) != agg {
 			agg, msg = h, fmt.Sprintf("%s: %s", keyOf(o), m)
 		}
-		if h == Healthy {
-			// As Argo CD: a healthy resource carries no message. kstatus's
-			// ("Resource is always ready", "Service is ready") would be a
-			// tenth of a large Application, rewritten by every status write.
-			m = ""
-		}
-		out = append(out, resourceStatus{Group: gvk.Group, Version: gvk.Version, Kind: gvk.Kind, Namespace: o.GetNamespace(), Name: o.GetName(), Status: "Synced", Health: &healthStatus{Status: h, Message: m}})
+		out = append(out, resourceStatus{Group: gvk.Group, Version: gvk.Version, Kind: gvk.Kind, Namespace: o.GetNamespace(), Name: o.GetName(), Status: "Synced", Health: resourceHealth(gvk.GroupKind(), h, m)})
 	}
 	for _, r := range notPruned {
 		r.Status, r.RequiresPruning = "OutOfSync", true

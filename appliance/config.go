@@ -53,6 +53,12 @@ type Config struct {
 	LogFormat string `yaml:"log-format"`
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log-level"`
+	// DisableMemoryTrim keeps what fjord server holds after a spell of work
+	// instead of handing the free heap pages and its binary's pages back
+	// once it is quiet (package pageout): the first operation after a trim
+	// is slower while code is read back from disk. containerd and the shim
+	// trim themselves either way.
+	DisableMemoryTrim bool `yaml:"disable-memory-trim"`
 	// DebugListen is the address (host:port) of a net/http/pprof listener
 	// for profiling; empty (the default) turns it off. It has no
 	// authentication: bind it to loopback.

@@ -232,13 +232,15 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, hooks Hooks) error {
 		}
 		// And so after each spell of work (pods started, a large sync), once
 		// the server is quiet again.
-		go pageout.WhenQuiet(runCtx, serverQuiet, func() {
-			if n, err := pageout.Trim(); err != nil {
-				log.Warn("releasing memory after work", "err", err)
-			} else {
-				log.Info("released memory after work", "advised-mib", n>>20)
-			}
-		})
+		if !cfg.DisableMemoryTrim {
+			go pageout.WhenQuiet(runCtx, serverQuiet, func() {
+				if n, err := pageout.Trim(); err != nil {
+					log.Warn("releasing memory after work", "err", err)
+				} else {
+					log.Info("released memory after work", "advised-mib", n>>20)
+				}
+			})
+		}
 	}
 	runErr := <-waited
 	stopping.Store(true)

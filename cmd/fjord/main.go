@@ -88,6 +88,7 @@ var usage = map[string]string{
 	"log-format":                   "log format: text or json (text goes to the systemd journal with a field per attribute when run by systemd)",
 	"log-level":                    "log level: debug, info, warn or error",
 	"component-ready-timeout":      "longest wait for each component (etcd, API server, node...) to become ready at start before giving up",
+	"disable-memory-trim":          "keep what fjord server holds after a spell of work instead of handing free heap pages and its binary's pages back once quiet (lower latency for the next operation, more memory)",
 	"debug-listen":                 "address (host:port, loopback) of a net/http/pprof listener for profiling; empty: off",
 	"datastore-endpoint":           "empty for embedded etcd, or sqlite://PATH, postgres://…, mysql://…, https://ETCD[,…]",
 	"datastore-cafile":             "CA certificate for the datastore's TLS",

@@ -23,9 +23,9 @@ import (
 // returns how many bytes it advised. Call it once the process has settled.
 //
 // For fjord server: starting the control plane, the node and GitOps
-// touches much of a 250 MB binary once, and the kernel maps file pages in large folios and reads
-// ahead, so ~220 MiB of it stayed mapped for good though an idle server
-// runs a fraction of that code. The reclaimed pages are clean: they leave
+// touches much of a 250 MB binary once, and the kernel maps file pages in
+// large folios and reads ahead, so ~220 MiB of it stayed mapped for good
+// though an idle server runs a fraction of that code. The reclaimed pages are clean: they leave
 // the page cache and are read from the file again when they run, which
 // brings the mapped part back to the working set (~95 MiB after 30 s,
 // still so minutes later; docs/benchmarks.md). MADV_PAGEOUT only acts on

@@ -233,8 +233,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, hooks Hooks) error {
 		// And so after each spell of work (pods started, a large sync), once
 		// the server is quiet again.
 		if !cfg.DisableMemoryTrim {
-			go pageout.WhenQuiet(runCtx, serverQuiet, func() {
-				if n, err := pageout.Trim(); err != nil {
+			go pageout.WhenQuiet(runCtx, serverQuiet, func(n int64, err error) {
+				if err != nil {
 					log.Warn("releasing memory after work", "err", err)
 				} else {
 					log.Info("released memory after work", "advised-mib", n>>20)

@@ -23,19 +23,19 @@ type Quiet struct {
 	Every time.Duration
 }
 
-// Trim hands back what the process holds and no longer uses: the Go heap's
+// trim hands back what the process holds and no longer uses: the Go heap's
 // free pages (debug.FreeOSMemory, a full collection) and its binary's
 // pages (Executable). It returns what Executable advised.
-func Trim() (int64, error) {
+func trim() (int64, error) {
 	debug.FreeOSMemory()
 	return Executable()
 }
 
-// WhenQuiet calls trim each time the process, having used q.Work of CPU
-// since the last call (or since WhenQuiet began), has then been quiet for
-// q.Window, until ctx ends. A process that stays busy, or idles without
-// having worked, is left alone.
-func WhenQuiet(ctx context.Context, q Quiet, trim func()) {
+// WhenQuiet runs trim each time the process, having used q.Work of CPU
+// since the last trim (or since WhenQuiet began), has then been quiet for
+// q.Window, until ctx ends, and passes each outcome to report. A process
+// that stays busy, or idles without having worked, is left alone.
+func WhenQuiet(ctx context.Context, q Quiet, report func(advised int64, err error)) {
 	t := time.NewTicker(q.Every)
 	defer t.Stop()
 	n := max(int(q.Window/q.Every), 1)
@@ -61,7 +61,7 @@ func WhenQuiet(ctx context.Context, q Quiet, trim func()) {
 		if used := now - seen[0]; float64(used) > q.Share*float64(q.Window) {
 			continue
 		}
-		trim()
+		report(trim())
 		// What the trim itself used is not work.
 		prev, seen, work = cpuTime(), seen[:0], 0
 	}

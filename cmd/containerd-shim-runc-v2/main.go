@@ -40,8 +40,8 @@ func main() {
 	// it is quiet after starting or stopping containers, what it no longer
 	// runs is handed back (package pageout). Its start and delete actions
 	// exit long before.
-	go pageout.WhenQuiet(context.Background(), quiet, func() {
-		if _, err := pageout.Trim(); err != nil {
+	go pageout.WhenQuiet(context.Background(), quiet, func(_ int64, err error) {
+		if err != nil {
 			fmt.Fprintln(os.Stderr, "shim: releasing memory after work:", err)
 		}
 	})

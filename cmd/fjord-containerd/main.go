@@ -31,7 +31,7 @@ func main() {
 	// Starting registers and initialises every built-in plugin, and a burst
 	// of pod starts runs much of the CRI: once containerd is quiet again,
 	// what it no longer runs is handed back (package pageout).
-	go pageout.WhenQuiet(context.Background(), quiet, trim)
+	go pageout.WhenQuiet(context.Background(), quiet, reportTrim)
 	if err := command.App().Run(context.Background(), os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, "containerd:", err)
 		os.Exit(1)
@@ -43,8 +43,8 @@ func main() {
 // 5 % of a core (the kubelet's stats).
 var quiet = pageout.Quiet{Work: 300 * time.Millisecond, Window: 30 * time.Second, Share: 0.12, Every: 5 * time.Second}
 
-func trim() {
-	if _, err := pageout.Trim(); err != nil {
+func reportTrim(_ int64, err error) {
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "containerd: releasing memory after work:", err)
 	}
 }

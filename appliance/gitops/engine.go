@@ -239,6 +239,7 @@ func (e *Engine) startWorkers(ctx context.Context) error {
 		workqueue.TypedRateLimitingQueueConfig[healKey]{Name: "drift"})
 	factory := dynamicinformer.NewFilteredDynamicSharedInformerFactory(e.dyn, 10*time.Minute, e.cfg.Namespace, nil)
 	e.apps = factory.ForResource(ApplicationGVR).Informer()
+	_ = e.apps.SetTransform(slimApplication)
 	e.apps.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj any) { e.enqueue(obj) },
 		UpdateFunc: func(old, obj any) {
@@ -282,6 +283,21 @@ func (e *Engine) startWorkers(ctx context.Context) error {
 	go func() { defer e.wg.Done(); e.healWork(rctx) }()
 	go func() { defer e.wg.Done(); e.poll(rctx) }()
 	return nil
+}
+
+// slimApplication drops from the engine's cached copy of an Application
+// what the engine never reads back: managedFields and the operation's
+// per-object results (operationState.syncResult.resources), which it writes
+// and clients read from the API. After a first sync of a thousand objects
+// those results are a thousand small maps, half the cached Application.
+func slimApplication(obj any) (any, error) {
+	u, ok := obj.(*unstructured.Unstructured)
+	if !ok {
+		return obj, nil
+	}
+	u.SetManagedFields(nil)
+	unstructured.RemoveNestedField(u.Object, "status", "operationState", "syncResult", "resources")
+	return u, nil
 }
 
 // applyConfiguredApplications applies every manifest in ApplicationsDir.

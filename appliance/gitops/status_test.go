@@ -4,7 +4,9 @@ import (
 	"reflect"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/tools/cache"
 )
 
 func TestWrittenListsWhatTheSyncWrote(t *testing.T) {
@@ -53,4 +55,37 @@ func TestResourceHealth(t *testing.T) {
 			t.Errorf("progressing Deployment health = %+v", h)
 		}
 	})
+}
+
+func TestSlimApplicationKeepsWhatTheEngineReads(t *testing.T) {
+	u := &unstructured.Unstructured{}
+	if err := u.UnmarshalJSON([]byte(`{"apiVersion":"argoproj.io/v1alpha1","kind":"Application",
+	 "metadata":{"name":"shop","namespace":"argocd","managedFields":[{"manager":"fjord"}]},
+	 "spec":{"source":{"path":"shop"}},
+	 "status":{"sync":{"status":"Synced","revision":"abc"},
+	  "resources":[{"version":"v1","kind":"ConfigMap","namespace":"shop","name":"a","status":"Synced"}],
+	  "operationState":{"phase":"Succeeded","message":"done","finishedAt":"2026-12-02T03:00:00Z",
+	   "syncResult":{"revision":"abc","resources":[{"version":"v1","kind":"ConfigMap","name":"a","status":"Synced","message":"created"}]}}}}`)); err != nil {
+		t.Fatal(err)
+	}
+	out, err := slimApplication(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := out.(*unstructured.Unstructured)
+	if len(s.GetManagedFields()) != 0 {
+		t.Error("managedFields kept")
+	}
+	if _, found, _ := unstructured.NestedSlice(s.Object, "status", "operationState", "syncResult", "resources"); found {
+		t.Error("the operation's per-object results kept")
+	}
+	if inv := inventoryOf(s); len(inv) != 1 || inv[0].Name != "a" {
+		t.Errorf("inventory = %+v, want the one ConfigMap", inv)
+	}
+	if statusString(s, "operationState", "phase") != "Succeeded" || statusString(s, "sync", "revision") != "abc" {
+		t.Errorf("operation phase or sync revision lost: %v", s.Object["status"])
+	}
+	if _, err := slimApplication(cache.DeletedFinalStateUnknown{Key: "argocd/shop"}); err != nil {
+		t.Errorf("a tombstone: %v", err)
+	}
 }

@@ -148,6 +148,10 @@ type results struct {
 	// applied; peakAnon and peakRSS the most seen during its first sync
 	// (sampled every 50 ms).
 	idleAnon, idleRSS, peakAnon, peakRSS float64
+	// idleAnonPlain … peakRSSPlain are server B's, before and while the
+	// same objects are applied to it by a client: the API server's share
+	// of a sync's peak, which any engine writing them would cause.
+	idleAnonPlain, idleRSSPlain, peakAnonPlain, peakRSSPlain float64
 	// after60Anon and after60RSS are server A's 60 s after the first sync.
 	after60Anon, after60RSS float64
 	// after60AnonPlain and after60Plain are server B's 60 s after kubectl
@@ -210,29 +214,14 @@ func (b *bench) run(noopRuns, pushRuns, driftTries int, pollInterval, settle tim
 	head := repo.head()
 	logMark := a.logSize()
 	pid := a.cmd.Process.Pid
-	r.idleRSS, _ = benchutil.MemMiB(pid)
-	r.idleAnon = benchutil.AnonMiB(pid)
-	sampling := make(chan struct{})
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		for {
-			rss, _ := benchutil.MemMiB(pid)
-			r.peakRSS, r.peakAnon = max(r.peakRSS, rss), max(r.peakAnon, benchutil.AnonMiB(pid))
-			select {
-			case <-sampling:
-				return
-			case <-time.After(50 * time.Millisecond):
-			}
-		}
-	}()
+	var stopPeak func() (float64, float64)
+	r.idleRSS, r.idleAnon, stopPeak = peakOf(pid)
 	t0, err := a.firstSync(repo.url(), head, b.n)
 	if err != nil {
 		return nil, err
 	}
 	r.firstSync = time.Since(t0).Seconds()
-	close(sampling)
-	<-sampled
+	r.peakRSS, r.peakAnon = stopPeak()
 	synced := time.Now()
 	if ts := a.logTimes(logMark, `msg=synced`); len(ts) > 0 {
 		r.firstSyncLog = ts[0].Sub(t0).Seconds()
@@ -357,6 +346,10 @@ func (b *bench) run(noopRuns, pushRuns, driftTries int, pollInterval, settle tim
 			return nil, err
 		}
 	}
+	// Idle is read as A's is: after the server paged its binary out, which
+	// it starts as it logs that it is ready.
+	time.Sleep(3 * time.Second)
+	r.idleRSSPlain, r.idleAnonPlain, stopPeak = peakOf(s.cmd.Process.Pid)
 	startB := time.Now()
 	if b.baselineKubectl {
 		if out, err := s.kubectl("apply", "--server-side", "-f", gitopsYAML); err != nil {
@@ -366,6 +359,7 @@ func (b *bench) run(noopRuns, pushRuns, driftTries int, pollInterval, settle tim
 		return nil, fmt.Errorf("applying on B: %w", err)
 	}
 	applied := time.Now()
+	r.peakRSSPlain, r.peakAnonPlain = stopPeak()
 	r.baselineApply = fmt.Sprintf("%s, %.2f s", b.baselineHow(), applied.Sub(startB).Seconds())
 	time.Sleep(settle)
 	r.rssPlain, r.hwmPlain = benchutil.MemMiB(s.cmd.Process.Pid)
@@ -395,6 +389,32 @@ func (b *bench) run(noopRuns, pushRuns, driftTries int, pollInterval, settle tim
 		r.flux = parseFlux(r.fluxOut)
 	}
 	return r, nil
+}
+
+// peakOf reads a process's RSS and RssAnon now, then every 50 ms until
+// stop is called, which returns the highest of each.
+func peakOf(pid int) (rss, anon float64, stop func() (peakRSS, peakAnon float64)) {
+	rss, _ = benchutil.MemMiB(pid)
+	anon = benchutil.AnonMiB(pid)
+	peakRSS, peakAnon := rss, anon
+	done, sampled := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			r, _ := benchutil.MemMiB(pid)
+			peakRSS, peakAnon = max(peakRSS, r), max(peakAnon, benchutil.AnonMiB(pid))
+			select {
+			case <-done:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
+	return rss, anon, func() (float64, float64) {
+		close(done)
+		<-sampled
+		return peakRSS, peakAnon
+	}
 }
 
 // memAround returns the medians of a process's RSS and RssAnon, read once
@@ -1030,6 +1050,9 @@ func (r *results) print(b *bench) {
 		fmt.Printf("| RSS of A 60 s after the first sync (no server B: -baseline=false) | %.0f MiB (RssAnon %.0f) | |\n", r.after60RSS, r.after60Anon)
 	}
 	fmt.Printf("| RSS peak during the first sync over A idle before it | %.0f → %.0f MiB, +%.0f MiB (RssAnon %.0f → %.0f, +%.0f MiB) | ≤ +150 MiB |\n", r.idleRSS, r.peakRSS, r.peakRSS-r.idleRSS, r.idleAnon, r.peakAnon, r.peakAnon-r.idleAnon)
+	if r.peakRSSPlain > 0 {
+		fmt.Printf("| the same writes on server B, no engine (its API server's share of the peak) | %.0f → %.0f MiB, +%.0f MiB (RssAnon %.0f → %.0f, +%.0f MiB) | |\n", r.idleRSSPlain, r.peakRSSPlain, r.peakRSSPlain-r.idleRSSPlain, r.idleAnonPlain, r.peakAnonPlain, r.peakAnonPlain-r.idleAnonPlain)
+	}
 	fmt.Printf("| time per object: first sync, no-op (engine) | %.2f ms, %.3f ms | |\n", 1000*r.firstSync/float64(r.n), 1000*benchutil.Median(r.noopEngine)/float64(r.n))
 	if r.flux == nil {
 		fmt.Println("\nFlux: not run (build it with ../shared/bench/flux/flux-build.sh, then pass -flux ../shared/bench/flux/flux-bench.sh).")

@@ -228,7 +228,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, hooks Hooks) error {
 		if n, err := pageout.Executable(); err != nil {
 			log.Warn("releasing the binary's pages", "err", err)
 		} else {
-			log.Debug("released the binary's pages", "advised-mib", n>>20)
+			log.Info("released the binary's pages", "advised-mib", n>>20)
 		}
 		// And so after each spell of work (pods started, a large sync), once
 		// the server is quiet again.

@@ -85,7 +85,8 @@ func TestSlimApplicationKeepsWhatTheEngineReads(t *testing.T) {
 	if statusString(s, "operationState", "phase") != "Succeeded" || statusString(s, "sync", "revision") != "abc" {
 		t.Errorf("operation phase or sync revision lost: %v", s.Object["status"])
 	}
-	if _, err := slimApplication(cache.DeletedFinalStateUnknown{Key: "argocd/shop"}); err != nil {
-		t.Errorf("a tombstone: %v", err)
+	tomb := cache.DeletedFinalStateUnknown{Key: "argocd/shop"}
+	if got, err := slimApplication(tomb); err != nil || !reflect.DeepEqual(got, tomb) {
+		t.Errorf("a tombstone came back as %#v, %v; want it unchanged", got, err)
 	}
 }

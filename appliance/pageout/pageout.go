@@ -25,11 +25,11 @@ import (
 // For fjord server: starting the control plane, the node and GitOps
 // touches much of a 250 MB binary once, and the kernel maps file pages in
 // large folios and reads ahead, so ~220 MiB of it stayed mapped for good
-// though an idle server runs a fraction of that code. The reclaimed pages are clean: they leave
-// the page cache and are read from the file again when they run, which
-// brings the mapped part back to the working set (~95 MiB after 30 s,
-// still so minutes later; docs/benchmarks.md). MADV_PAGEOUT only acts on
-// pages no other process maps.
+// though an idle server runs a fraction of that code. The reclaimed pages
+// are clean: they leave the page cache and are read from the file again
+// when they run, which brings the mapped part back to the working set
+// (~95 MiB after 30 s, still so minutes later; docs/benchmarks.md).
+// MADV_PAGEOUT only acts on pages no other process maps.
 func Executable() (int64, error) {
 	exe, err := os.Readlink("/proc/self/exe")
 	if err != nil {

@@ -2,6 +2,8 @@ package pageout
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"runtime/debug"
 	"time"
 
@@ -75,4 +77,15 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// ToStderr is a report for WhenQuiet in a process without a logger
+// (containerd, the shim): a failed trim is one line on standard error,
+// prefixed with who, which the supervisor's log keeps.
+func ToStderr(who string) func(int64, error) {
+	return func(_ int64, err error) {
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "%s: releasing memory after work: %v\n", who, err)
+		}
+	}
 }

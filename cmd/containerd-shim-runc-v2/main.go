@@ -40,11 +40,7 @@ func main() {
 	// it is quiet after starting or stopping containers, what it no longer
 	// runs is handed back (package pageout). Its start and delete actions
 	// exit long before.
-	go pageout.WhenQuiet(context.Background(), quiet, func(_ int64, err error) {
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "shim: releasing memory after work:", err)
-		}
-	})
+	go pageout.WhenQuiet(context.Background(), quiet, pageout.ToStderr("shim"))
 	m := manager.NewShimManager("io.containerd.runc.v2")
 	var opts []shim.BinaryOpts
 	if dir := os.Getenv(GroupDirEnv); dir != "" {

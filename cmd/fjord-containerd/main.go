@@ -31,7 +31,7 @@ func main() {
 	// Starting registers and initialises every built-in plugin, and a burst
 	// of pod starts runs much of the CRI: once containerd is quiet again,
 	// what it no longer runs is handed back (package pageout).
-	go pageout.WhenQuiet(context.Background(), quiet, reportTrim)
+	go pageout.WhenQuiet(context.Background(), quiet, pageout.ToStderr("containerd"))
 	if err := command.App().Run(context.Background(), os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, "containerd:", err)
 		os.Exit(1)
@@ -42,9 +42,3 @@ func main() {
 // 12 % of a core, then half a minute under it. With 20 pods idle it uses
 // 5 % of a core (the kubelet's stats).
 var quiet = pageout.Quiet{Work: 300 * time.Millisecond, Window: 30 * time.Second, Share: 0.12, Every: 5 * time.Second}
-
-func reportTrim(_ int64, err error) {
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "containerd: releasing memory after work:", err)
-	}
-}

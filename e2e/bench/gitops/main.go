@@ -348,8 +348,12 @@ func (b *bench) run(noopRuns, pushRuns, driftTries int, pollInterval, settle tim
 		}
 	}
 	// Idle is read as A's is: after the server paged its binary out, which
-	// it starts as it logs that it is ready.
-	time.Sleep(3 * time.Second)
+	// it does right after it logs that it is ready.
+	if err := s.waitFor(30*time.Second, "server B's pageout after start", func(context.Context) bool {
+		return len(s.logLines(0, "the binary's pages")) > 0 // released, or the warning that it could not be
+	}); err != nil {
+		return nil, err
+	}
 	r.idleRSSPlain, r.idleAnonPlain, stopPeak = peakOf(s.cmd.Process.Pid)
 	startB := time.Now()
 	if b.baselineKubectl {

@@ -200,9 +200,11 @@ func (e *Engine) connect() error {
 	if e.mapper, err = apiutil.NewDynamicRESTMapper(cfg, httpClient); err != nil {
 		return fmt.Errorf("creating REST mapper: %w", err)
 	}
-	if e.client, err = client.New(cfg, client.Options{HTTPClient: httpClient, Mapper: e.mapper}); err != nil {
+	c, err := client.NewWithWatch(cfg, client.Options{HTTPClient: httpClient, Mapper: e.mapper})
+	if err != nil {
 		return err
 	}
+	e.client = withLineApply(c)
 	if e.kube, err = kubernetes.NewForConfigAndClient(cfg, httpClient); err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 )
 
 // profile starts server A with its pprof listener and writes, into dir:
+// idle.heap.pprof (the heap before the Application is created),
 // first-sync.cpu.pprof (CPU while the Application's first sync runs),
 // first-sync.heap.pprof (in-use heap right after it), noop.cpu.pprof (CPU
 // while no-op syncs are requested one after the other) and noop.heap.pprof.
@@ -46,6 +47,11 @@ func (b *bench) profile(dir string, seconds int) error {
 	}
 
 	head := repo.head()
+	// The heap just before: -diff_base idle.heap.pprof with
+	// -sample_index=alloc_space says what the first sync allocated.
+	if err := fetch("/debug/pprof/heap", "idle.heap.pprof"); err != nil {
+		return err
+	}
 	prof := cpu("first-sync.cpu.pprof")
 	t0, err := a.firstSync(repo.url(), head, b.n)
 	if err != nil {

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/fjord-dev/fjord/e2e/bench/benchutil"
+)
+
+// firstSyncs measures only the first sync, on a fresh server A each time:
+// for comparing two binaries or settings (GOGC) run after run, where one
+// whole bench run takes minutes and single first syncs on this machine
+// vary by more than most changes move them. It prints one row per run and
+// the medians.
+func (b *bench) firstSyncs(runs int) error {
+	fmt.Printf("First sync of N=%d on a fresh server idle for %s, %d runs, %s; GOGC=%q; load %s at the start\n\n", b.n, b.idle, runs, b.bin, os.Getenv("GOGC"), benchutil.LoadAvg())
+	fmt.Println("| run | first sync | log line `synced` | server CPU | peak over idle: RSS (RssAnon) |")
+	fmt.Println("|---|---|---|---|---|")
+	var wall, logged, cpu, rss, anon []float64
+	for i := range runs {
+		w, l, c, r, a, err := b.firstSyncOnce()
+		if err != nil {
+			return err
+		}
+		wall, logged, cpu, rss, anon = append(wall, w), append(logged, l), append(cpu, c), append(rss, r), append(anon, a)
+		fmt.Printf("| %d | %.2f s | %.2f s | %.2f s | +%.0f MiB (+%.0f) |\n", i+1, w, l, c, r, a)
+	}
+	fmt.Printf("| median | %.2f s | %.2f s | %.2f s | +%.0f MiB (+%.0f) |\n", benchutil.Median(wall), benchutil.Median(logged), benchutil.Median(cpu), benchutil.Median(rss), benchutil.Median(anon))
+	fmt.Printf("\nLoad average at the end: %s\n", benchutil.LoadAvg())
+	return nil
+}
+
+func (b *bench) firstSyncOnce() (wall, logged, cpu, rss, anon float64, err error) {
+	work, err := os.MkdirTemp("/var/tmp", "fjord-gitops-first-")
+	if err != nil {
+		return
+	}
+	defer os.RemoveAll(work)
+	repo := &gitRepo{dir: filepath.Join(work, "repo")}
+	if err = repo.init(b.n); err != nil {
+		return
+	}
+	a, err := startServer(b.bin, true, "--gitops.poll-interval", "10m")
+	if err != nil {
+		return
+	}
+	defer a.stop()
+	pid := a.cmd.Process.Pid
+	_, _, idleRSS, idleAnon, err := a.idleOf(b.idle)
+	if err != nil {
+		return
+	}
+	logMark := a.logSize()
+	_, _, stopPeak := peakOf(pid)
+	cpu0 := benchutil.CPUSeconds(pid)
+	t0, err := a.firstSync(repo.url(), repo.head(), b.n)
+	if err != nil {
+		return
+	}
+	wall = time.Since(t0).Seconds()
+	cpu = benchutil.CPUSeconds(pid) - cpu0
+	peakRSS, peakAnon := stopPeak()
+	if ts := a.logTimes(logMark, `msg=synced`); len(ts) > 0 {
+		logged = ts[0].Sub(t0).Seconds()
+	}
+	step("first sync: %.2fs (log %.2fs, CPU %.2fs); RSS %.0f → %.0f MiB, RssAnon %.0f → %.0f MiB", wall, logged, cpu, idleRSS, peakRSS, idleAnon, peakAnon)
+	return wall, logged, cpu, peakRSS - idleRSS, peakAnon - idleAnon, nil
+}

@@ -66,5 +66,10 @@ func (b *bench) firstSyncOnce() (wall, logged, cpu, rss, anon float64, err error
 		logged = ts[0].Sub(t0).Seconds()
 	}
 	step("first sync: %.2fs (log %.2fs, CPU %.2fs); RSS %.0f → %.0f MiB, RssAnon %.0f → %.0f MiB", wall, logged, cpu, idleRSS, peakRSS, idleAnon, peakAnon)
+	if b.after > 0 {
+		time.Sleep(b.after)
+		r, _ := benchutil.MemMiB(pid)
+		step("%s after: RSS %.0f MiB, RssAnon %.0f MiB; requests on Applications since start: %s", b.after, r, benchutil.AnonMiB(pid), diffCounts(a.requests("applications"), nil))
+	}
 	return wall, logged, cpu, peakRSS - idleRSS, peakAnon - idleAnon, nil
 }

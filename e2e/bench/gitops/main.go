@@ -89,10 +89,11 @@ func main() {
 	profile := flag.String("profile", "", "only profile: start server A with --debug-listen, write CPU and heap profiles of the first sync and of no-op syncs into this directory, print nothing else")
 	profileSeconds := flag.Int("profile-seconds", 20, "length of each CPU profile with -profile")
 	firstOnly := flag.Int("first-sync-runs", 0, "only the first sync, on this many fresh servers A, one row each (for comparing binaries or settings)")
+	after := flag.Duration("after", 0, "with -first-sync-runs: also read RSS and count the requests on Applications this long after the sync")
 	idle := flag.Duration("idle", time.Minute, "how long a fresh server stays idle before its idle RSS is read and the first writes begin (at least 10 s)")
 	flag.Parse()
 
-	b := &bench{bin: *bin, n: *n, kubectlNoop: *kubectlNoop, kubectlOnB: *kubectlOnB && *withKubectl, kubectl: *withKubectl, baseline: *baseline, baselineKubectl: *baselineKubectl, idle: max(*idle, 10*time.Second)}
+	b := &bench{bin: *bin, n: *n, kubectlNoop: *kubectlNoop, kubectlOnB: *kubectlOnB && *withKubectl, kubectl: *withKubectl, baseline: *baseline, baselineKubectl: *baselineKubectl, idle: max(*idle, 10*time.Second), after: *after}
 	if *profile != "" {
 		if err := b.profile(*profile, *profileSeconds); err != nil {
 			fmt.Fprintln(os.Stderr, "gitops bench:", err)
@@ -123,7 +124,7 @@ type bench struct {
 	kubectlOnB, kubectl         bool
 	baseline, baselineKubectl   bool
 	machine, loadStart, loadEnd string
-	idle                        time.Duration // -idle
+	idle, after                 time.Duration // -idle, -after
 }
 
 // baselineHow says how server B got its objects.
@@ -855,9 +856,13 @@ func (s *server) deleteNamespace(ns string) error {
 	})
 }
 
-// requests returns the API server's apiserver_request_total for the bench
-// kinds, by verb (and dry run), summed over codes.
-func (s *server) requests() map[string]float64 {
+// requests returns the API server's apiserver_request_total for the given
+// resources (default: the bench kinds), by verb (and dry run), summed over
+// codes.
+func (s *server) requests(resources ...string) map[string]float64 {
+	if len(resources) == 0 {
+		resources = []string{"configmaps", "services", "deployments"}
+	}
 	m := map[string]float64{}
 	raw, err := s.kube.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(context.Background())
 	if err != nil {
@@ -874,9 +879,7 @@ func (s *server) requests() map[string]float64 {
 			k, v, _ := strings.Cut(kv, "=")
 			l[k] = strings.Trim(v, `"`)
 		}
-		switch l["resource"] {
-		case "configmaps", "services", "deployments":
-		default:
+		if !slices.Contains(resources, l["resource"]) {
 			continue
 		}
 		key := l["verb"]

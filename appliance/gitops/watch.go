@@ -24,10 +24,12 @@ import (
 // made by someone else (kubectl edit, scale, delete) is seen within the
 // watch latency, and health is read from the cache instead of a GET each.
 type watcher struct {
-	dyn     dynamic.Interface
-	meta    metadata.Interface
-	mapper  meta.RESTMapper
-	onDrift func(u *unstructured.Unstructured, deleted bool)
+	dyn    dynamic.Interface
+	meta   metadata.Interface
+	mapper meta.RESTMapper
+	// onDrift is given the object before the change (nil when deleted)
+	// and after it.
+	onDrift func(old, u *unstructured.Unstructured, deleted bool)
 	// onHealth is called when a tracked object's health changed (a status
 	// update, such as a rollout finishing or a SealedSecret unsealed).
 	// Like a drift without selfHeal, it asks only for a status refresh.
@@ -43,7 +45,7 @@ type watcher struct {
 	stopCh    chan struct{}
 }
 
-func newWatcher(dyn dynamic.Interface, md metadata.Interface, mapper meta.RESTMapper, onDrift func(*unstructured.Unstructured, bool), log *slog.Logger) *watcher {
+func newWatcher(dyn dynamic.Interface, md metadata.Interface, mapper meta.RESTMapper, onDrift func(old, u *unstructured.Unstructured, deleted bool), log *slog.Logger) *watcher {
 	return &watcher{dyn: dyn, meta: md, mapper: mapper, onDrift: onDrift, log: log,
 		informers: map[schema.GroupVersionResource]cache.SharedIndexInformer{}, stopCh: make(chan struct{})}
 }
@@ -94,7 +96,7 @@ func (w *watcher) watch(objs []*unstructured.Unstructured) {
 			UpdateFunc: func(old, obj any) {
 				o, n := old.(*unstructured.Unstructured), obj.(*unstructured.Unstructured)
 				if changedByUser(o, n) {
-					w.onDrift(n, false)
+					w.onDrift(o, n, false)
 				} else if w.onHealth != nil && healthChanged(o, n) {
 					w.onHealth(n)
 				}
@@ -104,7 +106,7 @@ func (w *watcher) watch(objs []*unstructured.Unstructured) {
 					obj = d.Obj
 				}
 				if u, ok := obj.(*unstructured.Unstructured); ok {
-					w.onDrift(u, true)
+					w.onDrift(nil, u, true)
 				}
 			},
 		})
@@ -206,6 +208,36 @@ func changedByUser(old, cur *unstructured.Unstructured) bool {
 		!maps.Equal(old.GetLabels(), cur.GetLabels()) || !maps.Equal(old.GetAnnotations(), cur.GetAnnotations())
 }
 
+// othersMetadata reports whether the change from old to cur is to
+// metadata alone (the same generation) and only to labels and annotations
+// the desired object does not set: a controller's, such as the Deployment
+// controller's deployment.kubernetes.io/revision on every Deployment it
+// rolls out. A server-side apply leaves such keys alone, so there is
+// nothing to revert or to show as drift; without this, each Deployment of
+// a sync was applied once more right after it.
+func othersMetadata(old, cur, desired *unstructured.Unstructured) bool {
+	if old == nil || desired == nil || cur.GetGeneration() == 0 || old.GetGeneration() != cur.GetGeneration() {
+		return false
+	}
+	ours := func(was, is, want map[string]string) bool {
+		for _, m := range []map[string]string{was, is} {
+			for k := range m {
+				v1, ok1 := was[k]
+				v2, ok2 := is[k]
+				if v1 == v2 && ok1 == ok2 {
+					continue
+				}
+				if _, set := want[k]; set || k == annotationTrackingID {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	return !ours(old.GetLabels(), cur.GetLabels(), desired.GetLabels()) &&
+		!ours(old.GetAnnotations(), cur.GetAnnotations(), desired.GetAnnotations())
+}
+
 // healthChanged reports whether a tracked object's health moved.
 func healthChanged(old, cur *unstructured.Unstructured) bool {
 	if trackedBy(cur) == "" || old.GetResourceVersion() == cur.GetResourceVersion() {
@@ -279,7 +311,7 @@ func (w *watcher) stop() {
 // onDrift is called for every user change to a tracked object: with
 // selfHeal it queues a re-apply of that object, otherwise it marks the
 // Application OutOfSync.
-func (e *Engine) onDrift(u *unstructured.Unstructured, deleted bool) {
+func (e *Engine) onDrift(old, u *unstructured.Unstructured, deleted bool) {
 	name := trackedBy(u)
 	if name == "" {
 		return
@@ -291,8 +323,11 @@ func (e *Engine) onDrift(u *unstructured.Unstructured, deleted bool) {
 		return
 	}
 	k := keyOf(u)
-	_, ours := st.desired[k]
+	desired, ours := st.desired[k]
 	e.mu.Unlock()
+	if ours && !deleted && othersMetadata(old, u, desired) {
+		return
+	}
 	if ours {
 		// Reverted (selfHeal) or, without selfHeal, dry-run to tell a real
 		// change from one that is not (a controller's annotation, our own

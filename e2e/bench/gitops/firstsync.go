@@ -69,7 +69,7 @@ func (b *bench) firstSyncOnce() (wall, logged, cpu, rss, anon float64, err error
 	if b.after > 0 {
 		time.Sleep(b.after)
 		r, _ := benchutil.MemMiB(pid)
-		step("%s after: RSS %.0f MiB, RssAnon %.0f MiB; requests on Applications since start: %s", b.after, r, benchutil.AnonMiB(pid), diffCounts(a.requests("applications"), nil))
+		step("%s after: RSS %.0f MiB, RssAnon %.0f MiB; requests since start on Applications: %s; on the bench's kinds: %s", b.after, r, benchutil.AnonMiB(pid), diffCounts(a.requests("applications"), nil), diffCounts(a.requests(), nil))
 	}
 	return wall, logged, cpu, peakRSS - idleRSS, peakAnon - idleAnon, nil
 }

@@ -503,12 +503,32 @@ func (e *Engine) reconcile(ctx context.Context, name string) bool {
 		st.opRV, st.finalRV = u.GetResourceVersion(), ""
 		e.mu.Unlock()
 	}
+	// A requested operation on an Application of many resources is a
+	// burst even when nothing is written: the API server takes the whole
+	// Application in twice (the request, the status write that ends it),
+	// and at N = 5000 that is 1.7 MB of JSON each time.
+	var bursts []func()
+	if op != nil && inventorySize(u) >= releaseAfter {
+		bursts = append(bursts, e.gcBurst())
+	}
+	endBursts := func() bool {
+		for _, end := range bursts {
+			end()
+		}
+		held := len(bursts) > 0
+		bursts = nil
+		return held
+	}
+	defer endBursts()
 	app, err := ParseApplication(u)
 	var out *outcome
 	if err != nil {
 		out = &outcome{syncStatus: "Unknown", conditions: []condition{{Type: "InvalidSpecError", Message: err.Error()}}}
 	} else {
 		out = e.sync(ctx, app, st, op != nil, u)
+		if out.endBurst != nil {
+			bursts = append(bursts, out.endBurst)
+		}
 	}
 	if app != nil {
 		e.retry(name, app, st, out)
@@ -533,7 +553,7 @@ func (e *Engine) reconcile(ctx context.Context, name string) bool {
 		e.log.Error("writing Application status", "application", name, "err", err)
 		return true
 	}
-	if out.rendered >= releaseAfter {
+	if endBursts() || out.rendered >= releaseAfter {
 		e.releaseMemory()
 	}
 	return out.retry
@@ -595,13 +615,15 @@ const burstGCPercent = 50
 
 // gcBurst lets the heap grow by half between collections, instead of the
 // quarter fjord server keeps idle (cmd/fjord), while a sync writes at least
-// releaseAfter objects, and returns the function that ends it. Such a sync
-// is a burst of the API server's allocations in this process; at GOGC 25
-// the collector ran about twice as often through it, and the first sync of
-// 1000 objects took 6.3 s instead of 3.8 s. The memory the burst took is
-// handed back after its status write (releaseMemory). Nested and concurrent
-// syncs share one burst; a GOGC set in the environment, or a target
-// already as high, is left alone.
+// releaseAfter objects or an operation runs on an Application of as many
+// resources, until the status write after it, and returns the function
+// that ends it. Such a sync is a burst of the API server's allocations in
+// this process; at GOGC 25 the collector ran about twice as often through
+// it: the first sync of 1000 objects took 6.3 s instead of 3.8 s, a no-op
+// operation at 5000 resources 2.2 s instead of 1.4 s. The memory the burst
+// took is handed back after the status write (releaseMemory). Nested and
+// concurrent syncs share one burst; a GOGC set in the environment, or a
+// target already as high, is left alone.
 func (e *Engine) gcBurst() func() {
 	if os.Getenv("GOGC") != "" {
 		return func() {}

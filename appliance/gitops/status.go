@@ -187,6 +187,14 @@ func listHash(v any) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// inventorySize is the length of u's status.resources, read without
+// copying them.
+func inventorySize(u *unstructured.Unstructured) int {
+	status, _ := u.Object["status"].(map[string]any)
+	resources, _ := status["resources"].([]any)
+	return len(resources)
+}
+
 // inventoryOf reads status.resources: what the last sync applied.
 func inventoryOf(u *unstructured.Unstructured) []resourceStatus {
 	raw, _, _ := unstructured.NestedSlice(u.Object, "status", "resources")

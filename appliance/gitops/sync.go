@@ -55,6 +55,9 @@ type outcome struct {
 	// rendered is the number of objects built from Git by this reconcile
 	// (0 when the render was reused).
 	rendered int
+	// endBurst ends the gcBurst a sync of many writes started; reconcile
+	// calls it after the status write.
+	endBurst func()
 	// took is how long each step of a sync took, as the `synced` log line
 	// reports it (step, duration, ...).
 	took []any
@@ -395,7 +398,9 @@ func (e *Engine) apply(ctx context.Context, app *Application, st *appState, rev 
 		toApply = append(toApply, o)
 	}
 	if len(toApply) >= releaseAfter {
-		defer e.gcBurst()()
+		// Held until the status write after the sync (reconcile): the
+		// API server handles an Application of this many resources too.
+		out.endBurst = e.gcBurst()
 	}
 
 	var (

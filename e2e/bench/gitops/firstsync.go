@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/fjord-dev/fjord/e2e/bench/benchutil"
 )
@@ -52,24 +51,16 @@ func (b *bench) firstSyncOnce() (wall, logged, cpu, rss, anon float64, err error
 	if err != nil {
 		return
 	}
-	logMark := a.logSize()
-	_, _, stopPeak := peakOf(pid)
-	cpu0 := benchutil.CPUSeconds(pid)
-	t0, err := a.firstSync(repo.url(), repo.head(), b.n)
+	first, err := a.measureFirstSync(repo.url(), repo.head(), b.n)
 	if err != nil {
 		return
 	}
-	wall = time.Since(t0).Seconds()
-	cpu = benchutil.CPUSeconds(pid) - cpu0
-	peakRSS, peakAnon := stopPeak()
-	if ts := a.logTimes(logMark, `msg=synced`); len(ts) > 0 {
-		logged = ts[0].Sub(t0).Seconds()
-	}
-	step("first sync: %.2fs (log %.2fs, CPU %.2fs); RSS %.0f → %.0f MiB, RssAnon %.0f → %.0f MiB", wall, logged, cpu, idleRSS, peakRSS, idleAnon, peakAnon)
+	wall, logged, cpu = first.wall, first.logged, first.cpu
+	step("first sync: %.2fs (log %.2fs, CPU %.2fs); RSS %.0f → %.0f MiB, RssAnon %.0f → %.0f MiB", wall, logged, cpu, idleRSS, first.peakRSS, idleAnon, first.peakAnon)
 	if b.after > 0 {
-		time.Sleep(b.after)
-		r, _ := benchutil.MemMiB(pid)
-		step("%s after: RSS %.0f MiB, RssAnon %.0f MiB; requests since start on Applications: %s; on the bench's kinds: %s", b.after, r, benchutil.AnonMiB(pid), diffCounts(a.requests("applications"), nil), diffCounts(a.requests(), nil))
+		// As the full run reads it: the median over b.after ± 15 s.
+		r, an := memAround(pid, first.synced.Add(b.after))
+		step("%s after (median of ±15 s): RSS %.0f MiB, RssAnon %.0f MiB; requests since start on Applications: %s; on the bench's kinds: %s", b.after, r, an, diffCounts(a.requests("applications"), nil), diffCounts(a.requests(), nil))
 	}
-	return wall, logged, cpu, peakRSS - idleRSS, peakAnon - idleAnon, nil
+	return wall, logged, cpu, first.peakRSS - idleRSS, first.peakAnon - idleAnon, nil
 }

@@ -229,25 +229,16 @@ func (b *bench) run(noopRuns, pushRuns, driftTries int, pollInterval, settle tim
 
 	// First sync: the Application created → Synced at HEAD with every object.
 	head := repo.head()
-	logMark := a.logSize()
 	pid := a.cmd.Process.Pid
-	var stopPeak func() (float64, float64)
 	if r.pageoutRSS, r.pageoutAnon, r.idleRSS, r.idleAnon, err = a.idleOf(b.idle); err != nil {
 		return nil, err
 	}
-	_, _, stopPeak = peakOf(pid)
-	cpu0 := benchutil.CPUSeconds(pid)
-	t0, err := a.firstSync(repo.url(), head, b.n)
+	first, err := a.measureFirstSync(repo.url(), head, b.n)
 	if err != nil {
 		return nil, err
 	}
-	r.firstSync = time.Since(t0).Seconds()
-	r.firstSyncCPU = benchutil.CPUSeconds(pid) - cpu0
-	r.peakRSS, r.peakAnon = stopPeak()
-	synced := time.Now()
-	if ts := a.logTimes(logMark, `msg=synced`); len(ts) > 0 {
-		r.firstSyncLog = ts[0].Sub(t0).Seconds()
-	}
+	r.firstSync, r.firstSyncLog, r.firstSyncCPU, r.peakRSS, r.peakAnon = first.wall, first.logged, first.cpu, first.peakRSS, first.peakAnon
+	synced := first.synced
 	step("first sync of %d objects: %.2fs (log line 'synced' after %.2fs; server CPU %.2fs); RSS %.0f → peak %.0f MiB, RssAnon %.0f → peak %.0f MiB", b.n, r.firstSync, r.firstSyncLog, r.firstSyncCPU, r.idleRSS, r.peakRSS, r.idleAnon, r.peakAnon)
 	r.after60RSS, r.after60Anon = memAround(pid, synced.Add(60*time.Second))
 	step("60 s after the first sync (median of 45–75 s): RSS %.0f MiB, RssAnon %.0f MiB", r.after60RSS, r.after60Anon)
@@ -255,7 +246,7 @@ func (b *bench) run(noopRuns, pushRuns, driftTries int, pollInterval, settle tim
 	// No-op resync, through the CLI (what an operator types) and through the
 	// operation field directly (the engine's own time, without process start
 	// and the CLI's 200 ms poll).
-	t0 = time.Now()
+	t0 := time.Now()
 	exec.Command(b.bin, "--version").Run()
 	r.cliStart = time.Since(t0).Seconds()
 	for i := range noopRuns {
@@ -372,7 +363,7 @@ func (b *bench) run(noopRuns, pushRuns, driftTries int, pollInterval, settle tim
 	if _, _, r.idleRSSPlain, r.idleAnonPlain, err = s.idleOf(b.idle); err != nil {
 		return nil, err
 	}
-	_, _, stopPeak = peakOf(s.cmd.Process.Pid)
+	_, _, stopPeak := peakOf(s.cmd.Process.Pid)
 	startB := time.Now()
 	if b.baselineKubectl {
 		if out, err := s.kubectl("apply", "--server-side", "-f", gitopsYAML); err != nil {
@@ -474,6 +465,34 @@ func (s *server) idleOf(d time.Duration) (pageoutRSS, pageoutAnon, rss, anon flo
 // window has passed already): one reading lands
 // anywhere in the Go heap's collection cycle, which moves RSS by tens of
 // MiB on its own.
+// firstSyncRun is what measureFirstSync read of one first sync.
+type firstSyncRun struct {
+	wall, logged, cpu float64 // seconds: Synced, the `synced` log line, server CPU
+	peakRSS, peakAnon float64 // MiB, the server's peak while it ran
+	synced            time.Time
+}
+
+// measureFirstSync creates the Application at head and reads the first
+// sync: its wall time, when the engine logged it, the server's CPU time
+// and peak memory over it.
+func (a *server) measureFirstSync(url, head string, n int) (firstSyncRun, error) {
+	pid := a.cmd.Process.Pid
+	logMark := a.logSize()
+	_, _, stopPeak := peakOf(pid)
+	cpu0 := benchutil.CPUSeconds(pid)
+	t0, err := a.firstSync(url, head, n)
+	if err != nil {
+		stopPeak()
+		return firstSyncRun{}, err
+	}
+	r := firstSyncRun{wall: time.Since(t0).Seconds(), cpu: benchutil.CPUSeconds(pid) - cpu0, synced: time.Now()}
+	r.peakRSS, r.peakAnon = stopPeak()
+	if ts := a.logTimes(logMark, `msg=synced`); len(ts) > 0 {
+		r.logged = ts[0].Sub(t0).Seconds()
+	}
+	return r, nil
+}
+
 func memAround(pid int, at time.Time) (rss, anon float64) {
 	time.Sleep(time.Until(at.Add(-15 * time.Second)))
 	var rs, as []float64

@@ -75,6 +75,9 @@ func (b *bench) profile(dir string, seconds int) error {
 	if err := fetch("/debug/pprof/heap", "after60.heap.pprof"); err != nil {
 		return err
 	}
+	if err := copySmaps(a.cmd.Process.Pid, filepath.Join(dir, "after60.smaps")); err != nil {
+		return err
+	}
 	step("60 s after the first sync (median of 45–75 s): RSS %.0f MiB, RssAnon %.0f MiB", rss60, anon60)
 	prof = cpu("noop.cpu.pprof")
 	end := time.Now().Add(time.Duration(seconds) * time.Second)
@@ -125,6 +128,9 @@ func (b *bench) profileBaseline(dir, file string) error {
 			return err
 		}
 	}
+	if err := copySmaps(s.cmd.Process.Pid, filepath.Join(dir, "baseline-after60.smaps")); err != nil {
+		return err
+	}
 	step("server B 60 s after its %d objects landed (%s; median of 45–75 s): RSS %.0f MiB, RssAnon %.0f MiB", b.n, b.baselineHow(), rss, anon)
 	return nil
 }
@@ -146,4 +152,15 @@ func fetchDebug(addr, path, file string) error {
 	defer f.Close()
 	_, err = io.Copy(f, resp.Body)
 	return err
+}
+
+// copySmaps writes the server's /proc/PID/smaps into file: which mappings
+// hold its resident memory (the Go heap's arenas, stacks, the binary, the
+// etcd database).
+func copySmaps(pid int, file string) error {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", pid))
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(file, b, 0o644)
 }

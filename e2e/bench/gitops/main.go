@@ -460,11 +460,6 @@ func (s *server) idleOf(d time.Duration) (pageoutRSS, pageoutAnon, rss, anon flo
 	return
 }
 
-// memAround returns the medians of a process's RSS and RssAnon, read once
-// a second from 15 s before at until 15 s after it (at least once, if that
-// window has passed already): one reading lands
-// anywhere in the Go heap's collection cycle, which moves RSS by tens of
-// MiB on its own.
 // firstSyncRun is what measureFirstSync read of one first sync.
 type firstSyncRun struct {
 	wall, logged, cpu float64 // seconds: Synced, the `synced` log line, server CPU
@@ -493,6 +488,11 @@ func (a *server) measureFirstSync(url, head string, n int) (firstSyncRun, error)
 	return r, nil
 }
 
+// memAround returns the medians of a process's RSS and RssAnon, read once
+// a second from 15 s before at until 15 s after it (at least once, if that
+// window has passed already): one reading lands
+// anywhere in the Go heap's collection cycle, which moves RSS by tens of
+// MiB on its own.
 func memAround(pid int, at time.Time) (rss, anon float64) {
 	time.Sleep(time.Until(at.Add(-15 * time.Second)))
 	var rs, as []float64

@@ -164,4 +164,32 @@ func TestGitOpsThousandObjectsSurviveKill9(t *testing.T) {
 			t.Errorf("%s = %q, want %q", name, value, want)
 		}
 	}
+
+	// The 1 s polls that find nothing new leave the Application alone (a
+	// thousand resources: its reconciledAt is written every statusEvery,
+	// not on each poll); a refresh asked with Argo CD's annotation is
+	// written at once.
+	appRV := func() (string, string) {
+		rv, at, _ := strings.Cut(s.mustKubectl("get", "application", "scale", "-n", "argocd", "-o", "jsonpath={.metadata.resourceVersion} {.status.reconciledAt}"), " ")
+		return rv, at
+	}
+	var reconciledAt string
+	eventually(t, time.Minute, "a 5 s stretch of polls without a status write", func() error {
+		before, _ := appRV()
+		time.Sleep(5 * time.Second)
+		after, at := appRV()
+		if before != after {
+			return fmt.Errorf("the Application moved from resourceVersion %s to %s", before, after)
+		}
+		reconciledAt = at
+		return nil
+	})
+	time.Sleep(time.Second) // reconciledAt has a resolution of seconds
+	s.mustKubectl("annotate", "application", "scale", "-n", "argocd", "argocd.argoproj.io/refresh=normal")
+	eventually(t, 30*time.Second, "the refresh written", func() error {
+		if _, at := appRV(); at == reconciledAt {
+			return fmt.Errorf("reconciledAt still %s", at)
+		}
+		return nil
+	})
 }

@@ -121,6 +121,10 @@ type appState struct {
 	// operationState.syncResult.resources as last written: a status write
 	// leaves out a list that did not change (a merge patch keeps it).
 	resourcesHash, resultsHash string
+	// statusAt is when the engine last wrote the status, and refreshAsked
+	// the refresh annotation the Application had then (quietStatus).
+	statusAt     time.Time
+	refreshAsked string
 	// healthOnly asks the next reconcile for a status refresh only (an
 	// applied object's health changed, or it drifted without selfHeal); a
 	// trigger from Git clears it.
@@ -252,7 +256,7 @@ func (e *Engine) startWorkers(ctx context.Context) error {
 			// The spec, not metadata.generation: without a status
 			// subresource the engine's own status writes move that.
 			specChanged := !reflect.DeepEqual(o.Object["spec"], n.Object["spec"])
-			if deleting || specChanged || op || o.GetAnnotations()["argocd.argoproj.io/refresh"] != n.GetAnnotations()["argocd.argoproj.io/refresh"] {
+			if deleting || specChanged || op || o.GetAnnotations()[refreshAnnotation] != n.GetAnnotations()[refreshAnnotation] {
 				e.enqueue(obj)
 			}
 		},

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
@@ -42,11 +43,18 @@ func (lineApply) Data(obj client.Object) ([]byte, error) {
 // withLineApply returns c with every client.Apply sent as lineApply: the
 // engine's own applies and those of fluxcd/pkg/ssa, which is given this
 // client.
+//
+// They are sent with fieldValidation Ignore unless the caller asks for
+// another: for an apply patch the only thing Warn adds is the third,
+// strict read of the patch (duplicate keys), whose findings come back as
+// warnings, and the engine's client drops warnings (rest.NoWarnings). A
+// field the schema does not know fails an apply whatever the validation.
 func withLineApply(c client.WithWatch) client.WithWatch {
 	return interceptor.NewClient(c, interceptor.Funcs{
 		Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
 			if patch == client.Apply {
 				patch = lineApply{}
+				opts = append([]client.PatchOption{client.FieldValidation(metav1.FieldValidationIgnore)}, opts...)
 			}
 			return c.Patch(ctx, obj, patch, opts...)
 		},

@@ -99,5 +99,19 @@ func BenchmarkApplyPatchDecode(b *testing.B) {
 				}
 			})
 		}
+		// The third read, which fieldValidation Warn or Strict adds and
+		// Ignore (withLineApply) leaves out.
+		data, err := lineApply{}.Data(o)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(kind+"/strict", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := yaml.UnmarshalStrict(data, &map[string]any{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

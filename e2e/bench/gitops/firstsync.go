@@ -14,7 +14,7 @@ import (
 // vary by more than most changes move them. It prints one row per run and
 // the medians.
 func (b *bench) firstSyncs(runs int) error {
-	fmt.Printf("First sync of N=%d on a fresh server idle for %s, %d runs, %s; GOGC=%q; load %s at the start\n\n", b.n, b.idle, runs, b.bin, os.Getenv("GOGC"), benchutil.LoadAvg())
+	fmt.Printf("First sync of N=%d on a fresh server idle for %s, polling every %s, %d runs, %s; GOGC=%q; load %s at the start\n\n", b.n, b.idle, b.firstPoll, runs, b.bin, os.Getenv("GOGC"), benchutil.LoadAvg())
 	fmt.Println("| run | first sync | log line `synced` | server CPU | peak over idle: RSS (RssAnon) |")
 	fmt.Println("|---|---|---|---|---|")
 	var wall, logged, cpu, rss, anon []float64
@@ -41,7 +41,7 @@ func (b *bench) firstSyncOnce() (wall, logged, cpu, rss, anon float64, err error
 	if err = repo.init(b.n); err != nil {
 		return
 	}
-	a, err := startServer(b.bin, true, "--gitops.poll-interval", "10m")
+	a, err := startServer(b.bin, true, "--gitops.poll-interval", b.firstPoll.String())
 	if err != nil {
 		return
 	}

@@ -88,7 +88,7 @@ func main() {
 	flag.StringVar(&keepLogs, "logs", "", "directory to copy each server's log into before its data dir is removed")
 	profile := flag.String("profile", "", "only profile: start server A with --debug-listen, write CPU and heap profiles of the first sync and of no-op syncs into this directory, print nothing else")
 	profileSeconds := flag.Int("profile-seconds", 20, "length of each CPU profile with -profile")
-	firstOnly := flag.Int("first-sync-runs", 0, "only the first sync, on this many fresh servers A, one row each (for comparing binaries or settings)")
+	firstOnly := flag.Int("first-sync-runs", 0, "only the first sync, on this many fresh servers A, one row each (for comparing binaries or settings; polling every 10m unless -poll-interval is given)")
 	after := flag.Duration("after", 0, "with -first-sync-runs: also read RSS and count the requests on Applications this long after the sync")
 	idle := flag.Duration("idle", time.Minute, "how long a fresh server stays idle before its idle RSS is read and the first writes begin (at least 10 s)")
 	flag.Parse()
@@ -102,6 +102,14 @@ func main() {
 		return
 	}
 	if *firstOnly > 0 {
+		// A 10 m poll unless -poll-interval is given: the full run's 10 s
+		// poll can land in the middle of a first sync.
+		b.firstPoll = 10 * time.Minute
+		flag.Visit(func(f *flag.Flag) {
+			if f.Name == "poll-interval" {
+				b.firstPoll = *pollInterval
+			}
+		})
 		if err := b.firstSyncs(*firstOnly); err != nil {
 			fmt.Fprintln(os.Stderr, "gitops bench:", err)
 			os.Exit(1)
@@ -125,6 +133,7 @@ type bench struct {
 	baseline, baselineKubectl   bool
 	machine, loadStart, loadEnd string
 	idle, after                 time.Duration // -idle, -after
+	firstPoll                   time.Duration // --gitops.poll-interval with -first-sync-runs
 }
 
 // baselineHow says how server B got its objects.

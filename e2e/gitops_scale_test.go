@@ -184,7 +184,8 @@ func TestGitOpsThousandObjectsSurviveKill9(t *testing.T) {
 		reconciledAt = at
 		return nil
 	})
-	time.Sleep(time.Second) // reconciledAt has a resolution of seconds
+	// The last write is at least 5 s old: a new one moves reconciledAt,
+	// whose resolution is seconds.
 	s.mustKubectl("annotate", "application", "scale", "-n", "argocd", "argocd.argoproj.io/refresh=normal")
 	eventually(t, 30*time.Second, "the refresh written", func() error {
 		if _, at := appRV(); at == reconciledAt {

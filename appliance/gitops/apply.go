@@ -69,7 +69,9 @@ func (e *Engine) replace(ctx context.Context, o *unstructured.Unstructured) erro
 // the dry run found: an object it found unchanged is not written; one it
 // did not see (its namespace or CRD is created by this sync) is created.
 // Every object's failure is collected; the error lists them all.
-func (e *Engine) applyWave(ctx context.Context, wave []*unstructured.Unstructured, verdicts map[objKey]dryRun, opts ssa.ApplyOptions) ([]resourceResult, error) {
+// What was written is recorded in written, with the resourceVersion the API
+// server answered with.
+func (e *Engine) applyWave(ctx context.Context, wave []*unstructured.Unstructured, verdicts map[objKey]dryRun, opts ssa.ApplyOptions, written map[objKey]writtenObj) ([]resourceResult, error) {
 	var defs, classes, rest []*unstructured.Unstructured
 	for _, o := range wave {
 		switch {
@@ -86,7 +88,7 @@ func (e *Engine) applyWave(ctx context.Context, wave []*unstructured.Unstructure
 		if len(stage) == 0 {
 			continue
 		}
-		rs, err := e.applyConcurrently(ctx, stage, verdicts)
+		rs, err := e.applyConcurrently(ctx, stage, verdicts, written)
 		results = append(results, rs...)
 		if err != nil {
 			return results, err
@@ -105,8 +107,9 @@ func (e *Engine) applyWave(ctx context.Context, wave []*unstructured.Unstructure
 }
 
 // applyConcurrently applies objs at most applyConcurrency at a time and
-// returns a result per object in objs' order.
-func (e *Engine) applyConcurrently(ctx context.Context, objs []*unstructured.Unstructured, verdicts map[objKey]dryRun) ([]resourceResult, error) {
+// returns a result per object in objs' order; what it wrote goes into
+// written.
+func (e *Engine) applyConcurrently(ctx context.Context, objs []*unstructured.Unstructured, verdicts map[objKey]dryRun, written map[objKey]writtenObj) ([]resourceResult, error) {
 	results := make([]resourceResult, len(objs))
 	var (
 		mu     sync.Mutex
@@ -143,6 +146,9 @@ func (e *Engine) applyConcurrently(ctx context.Context, objs []*unstructured.Uns
 				return
 			}
 			results[i] = resultFor(o, "Synced", string(action))
+			mu.Lock()
+			written[keyOf(o)] = writtenObj{gvk: o.GroupVersionKind(), namespace: o.GetNamespace(), name: o.GetName(), resourceVersion: obj.GetResourceVersion()}
+			mu.Unlock()
 			if v.replace && action == ssa.ConfiguredAction {
 				results[i].Message = "replaced"
 			}

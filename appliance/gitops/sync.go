@@ -397,6 +397,8 @@ func (e *Engine) apply(ctx context.Context, app *Application, st *appState, rev 
 		}
 		toApply = append(toApply, o)
 	}
+	// The informers of the objects' types load while the sync writes.
+	e.watches.start(objs)
 	if len(toApply) >= releaseAfter {
 		// Held until the status write after the sync (reconcile): the
 		// API server handles an Application of this many resources too.
@@ -530,10 +532,11 @@ func (e *Engine) apply(ctx context.Context, app *Application, st *appState, rev 
 		}
 	}
 	order := slices.Sorted(maps.Keys(waveNums))
+	written := make(map[objKey]writtenObj, len(toApply))
 	for i, w := range order {
 		wave := waveNums[w]
 		if len(wave) > 0 {
-			res, err := e.applyWave(ctx, wave, verdicts, applyOpts)
+			res, err := e.applyWave(ctx, wave, verdicts, applyOpts, written)
 			synced = append(synced, res...)
 			if err != nil {
 				return failSync(fmt.Sprintf("applying wave %d of %d at %s: %s", w, len(order), short(rev), cleanErr(err)))
@@ -558,6 +561,9 @@ func (e *Engine) apply(ctx context.Context, app *Application, st *appState, rev 
 	st.compared = nil // its verdicts are from before this apply
 	e.mu.Unlock()
 	e.watches.watch(objs)
+	if late := e.watches.catchUp(written, 10*time.Second); late > 0 {
+		e.log.Debug("watch caches behind the sync's writes; health is read from what they hold", "application", app.Name, "objects", late)
+	}
 	out.step("watch", &mark)
 
 	pruned, kept, pruneMsg, err := e.pruneStep(ctx, app, objs, prune)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"maps"
+	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -65,16 +67,25 @@ func (w *watcher) gvr(gvk schema.GroupVersionKind) (schema.GroupVersionResource,
 	return m.Resource, true
 }
 
-// watch makes sure every type in objs has a synced informer.
-func (w *watcher) watch(objs []*unstructured.Unstructured) {
-	var started []cache.SharedIndexInformer
+// start starts an informer for every type in objs that has none, and
+// returns the informers of all of objs' types (those the REST mapper knows)
+// without waiting for them. A sync starts them before it writes, so their
+// lists (of the types, cluster-wide) load while the objects are applied and
+// the writes reach the caches as watch events, instead of a list of
+// everything after the last write that the sync's status waits for.
+func (w *watcher) start(objs []*unstructured.Unstructured) []cache.SharedIndexInformer {
+	var infs []cache.SharedIndexInformer
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	for _, o := range objs {
 		gvr, ok := w.gvr(o.GroupVersionKind())
 		if !ok {
 			continue
 		}
-		if _, ok := w.informers[gvr]; ok {
+		if inf, ok := w.informers[gvr]; ok {
+			if !slices.Contains(infs, inf) {
+				infs = append(infs, inf)
+			}
 			continue
 		}
 		indexers := cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc}
@@ -112,14 +123,81 @@ func (w *watcher) watch(objs []*unstructured.Unstructured) {
 		})
 		w.informers[gvr] = inf
 		go inf.Run(w.stopCh)
-		started = append(started, inf)
+		infs = append(infs, inf)
 	}
-	w.mu.Unlock()
-	for _, inf := range started {
+	return infs
+}
+
+// watch makes sure every type in objs has a synced informer.
+func (w *watcher) watch(objs []*unstructured.Unstructured) {
+	for _, inf := range w.start(objs) {
+		if inf.HasSynced() {
+			continue
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		cache.WaitForCacheSync(ctx.Done(), inf.HasSynced)
 		cancel()
 	}
+}
+
+// catchUp waits until the caches hold each object of written at least at
+// the resourceVersion its write answered with (an informer started before
+// the writes sees them as watch events, a moment after each answer), so
+// health is read from what was written. It gives up after timeout: health
+// is then read from what the caches hold, and a later event refreshes it.
+func (w *watcher) catchUp(written map[objKey]writtenObj, timeout time.Duration) (late int) {
+	pending := make([]writtenObj, 0, len(written))
+	for _, o := range written {
+		pending = append(pending, o)
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		rest := pending[:0]
+		for _, o := range pending {
+			if !w.holds(o) {
+				rest = append(rest, o)
+			}
+		}
+		pending = rest
+		if len(pending) == 0 || time.Now().After(deadline) {
+			return len(pending)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// writtenObj is an object a sync wrote and the resourceVersion the API
+// server answered with.
+type writtenObj struct {
+	gvk                              schema.GroupVersionKind
+	namespace, name, resourceVersion string
+}
+
+// holds reports whether o's informer holds it at its written version or a
+// later one. resourceVersions are compared as the numbers etcd and kine
+// give; one that is not a number is held once the object is there.
+func (w *watcher) holds(o writtenObj) bool {
+	gvr, ok := w.gvr(o.gvk)
+	if !ok {
+		return true
+	}
+	w.mu.Lock()
+	inf := w.informers[gvr]
+	w.mu.Unlock()
+	if inf == nil {
+		return true
+	}
+	key := o.name
+	if o.namespace != "" {
+		key = o.namespace + "/" + key
+	}
+	item, exists, err := inf.GetStore().GetByKey(key)
+	if err != nil || !exists {
+		return false
+	}
+	want, err1 := strconv.ParseUint(o.resourceVersion, 10, 64)
+	got, err2 := strconv.ParseUint(item.(*unstructured.Unstructured).GetResourceVersion(), 10, 64)
+	return err1 != nil || err2 != nil || got >= want
 }
 
 // metadataOnly lists the kinds watched by metadata only: kstatus finds

@@ -397,8 +397,6 @@ func (e *Engine) apply(ctx context.Context, app *Application, st *appState, rev 
 		}
 		toApply = append(toApply, o)
 	}
-	// The informers of the objects' types load while the sync writes.
-	e.watches.start(objs)
 	if len(toApply) >= releaseAfter {
 		// Held until the status write after the sync (reconcile): the
 		// API server handles an Application of this many resources too.
@@ -479,6 +477,9 @@ func (e *Engine) apply(ctx context.Context, app *Application, st *appState, rev 
 		sort.Strings(refused)
 		return fail("SyncError", fmt.Sprintf("the API server refused %d of %d objects at %s; nothing was applied: %s", len(refused), len(objs)+len(r.hooks), short(rev), strings.Join(refused, "; ")))
 	}
+	// The informers of the objects' types load while the sync writes (a
+	// sync the dry run refused writes nothing and starts none).
+	e.watches.start(objs)
 
 	applyOpts := ssa.DefaultApplyOptions()
 	applyOpts.WaitInterval, applyOpts.WaitTimeout = time.Second, e.cfg.WaveTimeout

@@ -71,7 +71,7 @@ func (e *Engine) replace(ctx context.Context, o *unstructured.Unstructured) erro
 // Every object's failure is collected; the error lists them all.
 // What was written is recorded in written, with the resourceVersion the API
 // server answered with.
-func (e *Engine) applyWave(ctx context.Context, wave []*unstructured.Unstructured, verdicts map[objKey]dryRun, opts ssa.ApplyOptions, written map[objKey]writtenObj) ([]resourceResult, error) {
+func (e *Engine) applyWave(ctx context.Context, wave []*unstructured.Unstructured, verdicts map[objKey]dryRun, opts ssa.ApplyOptions, written *[]writtenObj) ([]resourceResult, error) {
 	var defs, classes, rest []*unstructured.Unstructured
 	for _, o := range wave {
 		switch {
@@ -109,7 +109,7 @@ func (e *Engine) applyWave(ctx context.Context, wave []*unstructured.Unstructure
 // applyConcurrently applies objs at most applyConcurrency at a time and
 // returns a result per object in objs' order; what it wrote goes into
 // written.
-func (e *Engine) applyConcurrently(ctx context.Context, objs []*unstructured.Unstructured, verdicts map[objKey]dryRun, written map[objKey]writtenObj) ([]resourceResult, error) {
+func (e *Engine) applyConcurrently(ctx context.Context, objs []*unstructured.Unstructured, verdicts map[objKey]dryRun, written *[]writtenObj) ([]resourceResult, error) {
 	results := make([]resourceResult, len(objs))
 	var (
 		mu     sync.Mutex
@@ -147,7 +147,7 @@ func (e *Engine) applyConcurrently(ctx context.Context, objs []*unstructured.Uns
 			}
 			results[i] = resultFor(o, "Synced", string(action))
 			mu.Lock()
-			written[keyOf(o)] = writtenObj{gvk: o.GroupVersionKind(), namespace: o.GetNamespace(), name: o.GetName(), resourceVersion: obj.GetResourceVersion()}
+			*written = append(*written, writtenObj{gvk: o.GroupVersionKind(), namespace: o.GetNamespace(), name: o.GetName(), resourceVersion: obj.GetResourceVersion()})
 			mu.Unlock()
 			if v.replace && action == ssa.ConfiguredAction {
 				results[i].Message = "replaced"

@@ -533,11 +533,11 @@ func (e *Engine) apply(ctx context.Context, app *Application, st *appState, rev 
 		}
 	}
 	order := slices.Sorted(maps.Keys(waveNums))
-	written := make(map[objKey]writtenObj, len(toApply))
+	written := make([]writtenObj, 0, len(toApply))
 	for i, w := range order {
 		wave := waveNums[w]
 		if len(wave) > 0 {
-			res, err := e.applyWave(ctx, wave, verdicts, applyOpts, written)
+			res, err := e.applyWave(ctx, wave, verdicts, applyOpts, &written)
 			synced = append(synced, res...)
 			if err != nil {
 				return failSync(fmt.Sprintf("applying wave %d of %d at %s: %s", w, len(order), short(rev), cleanErr(err)))

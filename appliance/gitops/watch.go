@@ -145,11 +145,8 @@ func (w *watcher) watch(objs []*unstructured.Unstructured) {
 // the writes sees them as watch events, a moment after each answer), so
 // health is read from what was written. It gives up after timeout: health
 // is then read from what the caches hold, and a later event refreshes it.
-func (w *watcher) catchUp(written map[objKey]writtenObj, timeout time.Duration) (late int) {
-	pending := make([]writtenObj, 0, len(written))
-	for _, o := range written {
-		pending = append(pending, o)
-	}
+func (w *watcher) catchUp(written []writtenObj, timeout time.Duration) (late int) {
+	pending := slices.Clone(written)
 	deadline := time.Now().Add(timeout)
 	for {
 		rest := pending[:0]

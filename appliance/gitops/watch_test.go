@@ -103,8 +103,7 @@ func TestCatchUp(t *testing.T) {
 		}
 	}
 
-	all := map[objKey]writtenObj{{Group: "apps", Kind: "Deployment", Namespace: "shop", Name: "web"}: written("web", "10"),
-		{Group: "apps", Kind: "Deployment", Namespace: "shop", Name: "api"}: written("api", "12")}
+	all := []writtenObj{written("web", "10"), written("api", "12")}
 	go func() {
 		time.Sleep(50 * time.Millisecond)
 		put("web", "10") // the watch event arrives
@@ -116,7 +115,7 @@ func TestCatchUp(t *testing.T) {
 	if took := time.Since(start); took < 50*time.Millisecond || took > time.Second {
 		t.Errorf("catchUp returned after %s; want it to wait for the event (50 ms) and no longer", took)
 	}
-	all[objKey{Group: "apps", Kind: "Deployment", Namespace: "shop", Name: "db"}] = written("db", "3")
+	all = append(all, written("db", "3"))
 	if late := w.catchUp(all, 100*time.Millisecond); late != 1 {
 		t.Errorf("catchUp with an object never seen: %d late, want 1", late)
 	}

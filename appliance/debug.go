@@ -3,6 +3,7 @@ package appliance
 import (
 	"context"
 	"errors"
+	"expvar"
 	"fmt"
 	"log/slog"
 	"net"
@@ -11,7 +12,9 @@ import (
 	"time"
 )
 
-// serveDebug serves net/http/pprof on addr until ctx ends. It uses a mux of
+// serveDebug serves net/http/pprof, and expvar's /debug/vars (the
+// runtime's MemStats, read without symbolizing anything), on addr until ctx
+// ends. It uses a mux of
 // its own: nothing else in the process registers on it.
 func serveDebug(ctx context.Context, addr string, log *slog.Logger) error {
 	ln, err := net.Listen("tcp", addr)
@@ -24,6 +27,7 @@ func serveDebug(ctx context.Context, addr string, log *slog.Logger) error {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("/debug/vars", expvar.Handler())
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()

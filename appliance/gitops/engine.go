@@ -121,6 +121,9 @@ type appState struct {
 	// operationState.syncResult.resources as last written: a status write
 	// leaves out a list that did not change (a merge patch keeps it).
 	resourcesHash, resultsHash string
+	// resourcesStates identifies status.resources as last written without
+	// the health messages (settledResources).
+	resourcesStates string
 	// statusAt is when the engine last wrote the status, and refreshAsked
 	// the refresh annotation the Application had then (quietStatus).
 	statusAt     time.Time

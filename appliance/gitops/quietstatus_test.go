@@ -88,3 +88,33 @@ func TestQuietStatus(t *testing.T) {
 		}
 	})
 }
+
+func TestSettledResources(t *testing.T) {
+	dep := func(name string, h Health, msg string) resourceStatus {
+		return resourceStatus{Group: "apps", Version: "v1", Kind: "Deployment", Namespace: "shop", Name: name, Status: "Synced", Health: &healthStatus{Status: h, Message: msg}}
+	}
+	written := []resourceStatus{dep("a", Progressing, "Replicas: 0/1"), dep("b", Progressing, "Replicas: 0/1")}
+	last := listHash(withoutHealthMessages(written))
+	cases := []struct {
+		name    string
+		now     []resourceStatus
+		settled bool
+	}{
+		{"only a message moved", []resourceStatus{dep("a", Progressing, "Available: 0/1"), dep("b", Progressing, "Replicas: 0/1")}, true},
+		{"a health status moved", []resourceStatus{dep("a", Healthy, ""), dep("b", Progressing, "Replicas: 0/1")}, false},
+		{"an object is gone", []resourceStatus{dep("a", Progressing, "Replicas: 0/1")}, false},
+		{"an object went out of sync", []resourceStatus{dep("a", Progressing, "Replicas: 0/1"), func() resourceStatus {
+			r := dep("b", Progressing, "Replicas: 0/1")
+			r.Status = "OutOfSync"
+			return r
+		}()}, false},
+	}
+	for _, c := range cases {
+		if got := listHash(withoutHealthMessages(c.now)) == last; got != c.settled {
+			t.Errorf("%s: same as written but for messages = %v, want %v", c.name, got, c.settled)
+		}
+	}
+	if written[0].Health.Message != "Replicas: 0/1" {
+		t.Error("withoutHealthMessages changed the list it was given")
+	}
+}

@@ -91,11 +91,17 @@ func (e *Engine) writeStatus(ctx context.Context, u *unstructured.Unstructured, 
 		}
 	}
 	e.mu.Lock()
-	lastResources, lastResults := st.resourcesHash, st.resultsHash
+	lastResources, lastResults, lastStates := st.resourcesHash, st.resultsHash, st.resourcesStates
 	e.mu.Unlock()
-	resourcesHash := listHash(out.resources)
+	resourcesHash, resourcesStates := listHash(out.resources), ""
 	if resourcesHash == lastResources && len(out.resources) > 0 {
 		delete(status, "resources")
+		resourcesStates = lastStates
+	} else if resourcesStates = listHash(withoutHealthMessages(out.resources)); resourcesStates == lastStates && requested == nil && !out.operated && e.recentStatus(u, st) {
+		// Only health messages moved ("Replicas: 0/1" to "Available: 0/1"
+		// while a Deployment rolls out): settledResources.
+		delete(status, "resources")
+		resourcesHash, resourcesStates = lastResources, lastStates
 	}
 	resultsHash := ""
 	if out.operated {
@@ -112,12 +118,12 @@ func (e *Engine) writeStatus(ctx context.Context, u *unstructured.Unstructured, 
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if err != nil {
-		st.resourcesHash, st.resultsHash = "", ""
+		st.resourcesHash, st.resultsHash, st.resourcesStates = "", "", ""
 		// The operation is still on the Application: run it again.
 		st.opRVs, st.finalRV = nil, ""
 		return fmt.Errorf("patching status: %w", err)
 	}
-	st.resourcesHash = resourcesHash
+	st.resourcesHash, st.resourcesStates = resourcesHash, resourcesStates
 	st.statusAt, st.refreshAsked = time.Now(), u.GetAnnotations()[refreshAnnotation]
 	if out.operated {
 		st.resultsHash = resultsHash
@@ -145,17 +151,12 @@ const statusEvery = 3 * time.Minute
 // every watcher of Applications, whose garbage and fragmentation held
 // about 20 MiB more of the server resident 60 s after a first sync with a
 // 10 s poll. Anything else that changed (sync status, revision, health,
-// conditions, the resources, an operation, a refresh asked with the
+// conditions, the resources but for their health messages
+// (withoutHealthMessages), an operation, a refresh asked with the
 // annotation) is written at once, and the live status is compared, so a
 // status someone else rewrote is corrected.
 func (e *Engine) quietStatus(u *unstructured.Unstructured, st *appState, status map[string]any) bool {
-	if _, ok := status["resources"]; ok || inventorySize(u) < releaseAfter {
-		return false
-	}
-	e.mu.Lock()
-	recent := !st.statusAt.IsZero() && time.Since(st.statusAt) < statusEvery && st.refreshAsked == u.GetAnnotations()[refreshAnnotation]
-	e.mu.Unlock()
-	if !recent {
+	if _, ok := status["resources"]; ok || !e.recentStatus(u, st) {
 		return false
 	}
 	want := make(map[string]any, len(status))
@@ -184,6 +185,42 @@ func (e *Engine) quietStatus(u *unstructured.Unstructured, st *appState, status 
 		}
 	}
 	return true
+}
+
+// recentStatus reports whether u is an Application of releaseAfter
+// resources or more whose status the engine wrote within statusEvery, with
+// no refresh asked since: what quietStatus and settledResources leave
+// alone.
+func (e *Engine) recentStatus(u *unstructured.Unstructured, st *appState) bool {
+	if inventorySize(u) < releaseAfter {
+		return false
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return !st.statusAt.IsZero() && time.Since(st.statusAt) < statusEvery && st.refreshAsked == u.GetAnnotations()[refreshAnnotation]
+}
+
+// withoutHealthMessages is resources with their health statuses and no
+// health messages. settledResources: when a refresh of a large Application
+// (recentStatus) finds its resources as last written but for the health
+// messages, the list is left out of the status write, as if unchanged, and
+// written with the next change of anything else in it, or statusEvery after
+// the last write. While 250 Deployments roll out, the Deployment
+// controller moves their messages ("Replicas: 0/1", then "Available: 0/1")
+// over a minute or more, and every poll rewrote the whole Application (a
+// thousand resources, 700 KB of JSON) for them. A health status that
+// changes (Progressing to Healthy or Degraded), an object added or gone, a
+// sync status, an operation or a refresh asked with the annotation is
+// written at once.
+func withoutHealthMessages(resources []resourceStatus) []resourceStatus {
+	out := make([]resourceStatus, len(resources))
+	for i, r := range resources {
+		out[i] = r
+		if r.Health != nil && r.Health.Message != "" {
+			out[i].Health = &healthStatus{Status: r.Health.Status}
+		}
+	}
+	return out
 }
 
 // patchStatus writes status and, when an operation was requested, takes

@@ -15,7 +15,8 @@ import (
 // profile starts server A with its pprof listener and writes, into dir:
 // idle.heap.pprof (the heap before the Application is created),
 // first-sync.cpu.pprof (CPU while the Application's first sync runs),
-// first-sync.heap.pprof (in-use heap right after it), noop.cpu.pprof (CPU
+// first-sync.heap.pprof (in-use heap right after it), after.memstats.tsv
+// (MemStats and RSS every 2 s from the sync until 75 s after it), noop.cpu.pprof (CPU
 // while no-op syncs are requested one after the other) and noop.heap.pprof.
 // The profiles are of the whole server: filter on appliance/gitops to see
 // the engine's share.
@@ -52,6 +53,10 @@ func (b *bench) profile(dir string, seconds int) error {
 	if err := fetch("/debug/pprof/heap", "idle.heap.pprof"); err != nil {
 		return err
 	}
+	stopTrace, traced := make(chan struct{}), make(chan error, 1)
+	go func() {
+		traced <- memTrace(debug, a.cmd.Process.Pid, time.Now(), stopTrace, filepath.Join(dir, "after.memstats.tsv"))
+	}()
 	prof := cpu("first-sync.cpu.pprof")
 	t0, err := a.firstSync(repo.url(), head, b.n)
 	if err != nil {
@@ -69,6 +74,10 @@ func (b *bench) profile(dir string, seconds int) error {
 	// engine adds is read then): the heap profile with the runtime's
 	// MemStats (debug=1), and the RSS.
 	rss60, anon60 := memAround(a.cmd.Process.Pid, synced.Add(60*time.Second))
+	close(stopTrace)
+	if err := <-traced; err != nil {
+		return err
+	}
 	// The smaps first: serving a heap profile reads the binary's symbol
 	// tables, which fault in file pages the server itself was not using.
 	if err := copySmaps(a.cmd.Process.Pid, filepath.Join(dir, "after60.smaps")); err != nil {
@@ -116,6 +125,10 @@ func (b *bench) profileBaseline(dir, file string) error {
 		return err
 	}
 	defer s.stop()
+	stopTrace, traced := make(chan struct{}), make(chan error, 1)
+	go func() {
+		traced <- memTrace(debug, s.cmd.Process.Pid, time.Now(), stopTrace, filepath.Join(dir, "baseline-after.memstats.tsv"))
+	}()
 	if b.baselineKubectl {
 		if out, err := s.kubectl("apply", "--server-side", "-f", file); err != nil {
 			return fmt.Errorf("kubectl apply on B: %v: %s", err, tail(out, 2000))
@@ -125,6 +138,10 @@ func (b *bench) profileBaseline(dir, file string) error {
 	}
 	applied := time.Now()
 	rss, anon := memAround(s.cmd.Process.Pid, applied.Add(60*time.Second))
+	close(stopTrace)
+	if err := <-traced; err != nil {
+		return err
+	}
 	if err := copySmaps(s.cmd.Process.Pid, filepath.Join(dir, "baseline-after60.smaps")); err != nil {
 		return err
 	}

@@ -122,8 +122,10 @@ type appState struct {
 	// leaves out a list that did not change (a merge patch keeps it).
 	resourcesHash, resultsHash string
 	// resourcesStates identifies status.resources as last written without
-	// the health messages (settledResources).
+	// the health messages, and resourcesAt is when that list was written
+	// (withoutHealthMessages).
 	resourcesStates string
+	resourcesAt     time.Time
 	// statusAt is when the engine last wrote the status, and refreshAsked
 	// the refresh annotation the Application had then (quietStatus).
 	statusAt     time.Time

@@ -92,12 +92,13 @@ func (e *Engine) writeStatus(ctx context.Context, u *unstructured.Unstructured, 
 	}
 	e.mu.Lock()
 	lastResources, lastResults, lastStates := st.resourcesHash, st.resultsHash, st.resourcesStates
+	listFresh := time.Since(st.resourcesAt) < statusEvery
 	e.mu.Unlock()
 	resourcesHash, resourcesStates := listHash(out.resources), ""
 	if resourcesHash == lastResources && len(out.resources) > 0 {
 		delete(status, "resources")
 		resourcesStates = lastStates
-	} else if resourcesStates = listHash(withoutHealthMessages(out.resources)); resourcesStates == lastStates && requested == nil && !out.operated && e.recentStatus(u, st) {
+	} else if resourcesStates = listHash(withoutHealthMessages(out.resources)); resourcesStates == lastStates && listFresh && requested == nil && !out.operated && e.recentStatus(u, st) {
 		// Only health messages moved ("Replicas: 0/1" to "Available: 0/1"
 		// while a Deployment rolls out): settledResources.
 		delete(status, "resources")
@@ -124,6 +125,9 @@ func (e *Engine) writeStatus(ctx context.Context, u *unstructured.Unstructured, 
 		return fmt.Errorf("patching status: %w", err)
 	}
 	st.resourcesHash, st.resourcesStates = resourcesHash, resourcesStates
+	if _, sent := status["resources"]; sent {
+		st.resourcesAt = time.Now()
+	}
 	st.statusAt, st.refreshAsked = time.Now(), u.GetAnnotations()[refreshAnnotation]
 	if out.operated {
 		st.resultsHash = resultsHash
@@ -204,8 +208,8 @@ func (e *Engine) recentStatus(u *unstructured.Unstructured, st *appState) bool {
 // health messages. settledResources: when a refresh of a large Application
 // (recentStatus) finds its resources as last written but for the health
 // messages, the list is left out of the status write, as if unchanged, and
-// written with the next change of anything else in it, or statusEvery after
-// the last write. While 250 Deployments roll out, the Deployment
+// written with the next change of anything else in it, or once statusEvery
+// has passed since it was last written (whatever else was written since). While 250 Deployments roll out, the Deployment
 // controller moves their messages ("Replicas: 0/1", then "Available: 0/1")
 // over a minute or more, and every poll rewrote the whole Application (a
 // thousand resources, 700 KB of JSON) for them. A health status that

@@ -100,7 +100,7 @@ func (e *Engine) writeStatus(ctx context.Context, u *unstructured.Unstructured, 
 		resourcesStates = lastStates
 	} else if resourcesStates = listHash(withoutHealthMessages(out.resources)); resourcesStates == lastStates && listFresh && requested == nil && !out.operated && e.recentStatus(u, st) {
 		// Only health messages moved ("Replicas: 0/1" to "Available: 0/1"
-		// while a Deployment rolls out): settledResources.
+		// while a Deployment rolls out): see withoutHealthMessages.
 		delete(status, "resources")
 		resourcesHash, resourcesStates = lastResources, lastStates
 	}
@@ -193,8 +193,8 @@ func (e *Engine) quietStatus(u *unstructured.Unstructured, st *appState, status 
 
 // recentStatus reports whether u is an Application of releaseAfter
 // resources or more whose status the engine wrote within statusEvery, with
-// no refresh asked since: what quietStatus and settledResources leave
-// alone.
+// no refresh asked since: what quietStatus leaves alone, and whose
+// health messages alone wait (withoutHealthMessages).
 func (e *Engine) recentStatus(u *unstructured.Unstructured, st *appState) bool {
 	if inventorySize(u) < releaseAfter {
 		return false
@@ -205,17 +205,17 @@ func (e *Engine) recentStatus(u *unstructured.Unstructured, st *appState) bool {
 }
 
 // withoutHealthMessages is resources with their health statuses and no
-// health messages. settledResources: when a refresh of a large Application
-// (recentStatus) finds its resources as last written but for the health
-// messages, the list is left out of the status write, as if unchanged, and
-// written with the next change of anything else in it, or once statusEvery
-// has passed since it was last written (whatever else was written since). While 250 Deployments roll out, the Deployment
-// controller moves their messages ("Replicas: 0/1", then "Available: 0/1")
-// over a minute or more, and every poll rewrote the whole Application (a
-// thousand resources, 700 KB of JSON) for them. A health status that
-// changes (Progressing to Healthy or Degraded), an object added or gone, a
-// sync status, an operation or a refresh asked with the annotation is
-// written at once.
+// health messages. When a refresh of a large Application (recentStatus)
+// finds its resources as last written but for the health messages, the
+// list is left out of the status write, as if unchanged. It is written with
+// the next change of anything else in it, or once statusEvery has passed
+// since it was last written, whatever else was written meanwhile. While 250
+// Deployments roll out, the Deployment controller moves their messages
+// ("Replicas: 0/1", then "Available: 0/1") over a minute or more, and every
+// poll rewrote the whole Application (a thousand resources, 700 KB of JSON)
+// for them. A health status that changes (Progressing to Healthy or
+// Degraded), an object added or gone, a sync status, an operation or a
+// refresh asked with the annotation is written at once.
 func withoutHealthMessages(resources []resourceStatus) []resourceStatus {
 	out := make([]resourceStatus, len(resources))
 	for i, r := range resources {

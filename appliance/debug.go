@@ -14,8 +14,8 @@ import (
 
 // serveDebug serves net/http/pprof, and expvar's /debug/vars (the
 // runtime's MemStats, read without symbolizing anything), on addr until ctx
-// ends. It uses a mux of
-// its own: nothing else in the process registers on it.
+// ends. It uses a mux of its own: nothing else in the process registers on
+// it.
 func serveDebug(ctx context.Context, addr string, log *slog.Logger) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {

@@ -117,4 +117,37 @@ func TestSettledResources(t *testing.T) {
 	if written[0].Health.Message != "Replicas: 0/1" {
 		t.Error("withoutHealthMessages changed the list it was given")
 	}
+
+	// Whether such a list waits: only on a large Application whose list
+	// and status were written recently, with no operation or refresh.
+	app := func(n int) *unstructured.Unstructured {
+		return &unstructured.Unstructured{Object: map[string]any{"status": map[string]any{"resources": make([]any, n)}}}
+	}
+	state := func(listAgo, statusAgo time.Duration) *appState {
+		return &appState{resourcesStates: last, resourcesAt: time.Now().Add(-listAgo), statusAt: time.Now().Add(-statusAgo)}
+	}
+	e := &Engine{}
+	refreshed := app(1000)
+	refreshed.SetAnnotations(map[string]string{refreshAnnotation: "normal"})
+	waits := []struct {
+		name      string
+		app       *unstructured.Unstructured
+		st        *appState
+		states    string
+		operation bool
+		wait      bool
+	}{
+		{"messages moved, list written 30 s ago", app(1000), state(30*time.Second, 10*time.Second), last, false, true},
+		{"a health status moved", app(1000), state(30*time.Second, 10*time.Second), "other", false, false},
+		{"list written statusEvery ago, status since", app(1000), state(statusEvery, 10*time.Second), last, false, false},
+		{"list never written", app(1000), &appState{resourcesStates: last, statusAt: time.Now()}, last, false, false},
+		{"an operation's write", app(1000), state(30*time.Second, 10*time.Second), last, true, false},
+		{"a small Application", app(releaseAfter - 1), state(30*time.Second, 10*time.Second), last, false, false},
+		{"a refresh asked since", refreshed, state(30*time.Second, 10*time.Second), last, false, false},
+	}
+	for _, c := range waits {
+		if got := e.messagesOnly(c.app, c.st, c.states, c.operation); got != c.wait {
+			t.Errorf("%s: messagesOnly = %v, want %v", c.name, got, c.wait)
+		}
+	}
 }

@@ -92,17 +92,14 @@ func (e *Engine) writeStatus(ctx context.Context, u *unstructured.Unstructured, 
 	}
 	e.mu.Lock()
 	lastResources, lastResults, lastStates := st.resourcesHash, st.resultsHash, st.resourcesStates
-	listFresh := time.Since(st.resourcesAt) < statusEvery
 	e.mu.Unlock()
-	resourcesHash, resourcesStates := listHash(out.resources), ""
+	resourcesHash, resourcesStates := listHash(out.resources), lastStates
 	if resourcesHash == lastResources && len(out.resources) > 0 {
 		delete(status, "resources")
-		resourcesStates = lastStates
-	} else if resourcesStates = listHash(withoutHealthMessages(out.resources)); resourcesStates == lastStates && listFresh && requested == nil && !out.operated && e.recentStatus(u, st) {
-		// Only health messages moved ("Replicas: 0/1" to "Available: 0/1"
-		// while a Deployment rolls out): see withoutHealthMessages.
+	} else if resourcesStates = listHash(withoutHealthMessages(out.resources)); e.messagesOnly(u, st, resourcesStates, requested != nil || out.operated) {
+		// The list written last stays: its messages wait.
 		delete(status, "resources")
-		resourcesHash, resourcesStates = lastResources, lastStates
+		resourcesHash = lastResources
 	}
 	resultsHash := ""
 	if out.operated {
@@ -202,6 +199,21 @@ func (e *Engine) recentStatus(u *unstructured.Unstructured, st *appState) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return !st.statusAt.IsZero() && time.Since(st.statusAt) < statusEvery && st.refreshAsked == u.GetAnnotations()[refreshAnnotation]
+}
+
+// messagesOnly reports whether a resources list whose hash without health
+// messages is states differs from the one last written only in its health
+// messages, and may wait for a later write (withoutHealthMessages): not in
+// an operation's write, only on a large Application written recently with
+// no refresh asked since (recentStatus), and only while the list itself was
+// written within statusEvery.
+func (e *Engine) messagesOnly(u *unstructured.Unstructured, st *appState, states string, operation bool) bool {
+	if operation || !e.recentStatus(u, st) {
+		return false
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return states == st.resourcesStates && time.Since(st.resourcesAt) < statusEvery
 }
 
 // withoutHealthMessages is resources with their health statuses and no

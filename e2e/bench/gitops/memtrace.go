@@ -14,9 +14,10 @@ import (
 
 // memTrace reads a server's MemStats (expvar's /debug/vars on its debug
 // listener) and its RSS every 2 s until stop is closed, and writes them to
-// file as a table (t in seconds since from): where the Go heap stands through the minute after a
-// sync (live objects, free slots in spans in use, free spans not yet handed
-// back, the collector's goal), for A and B side by side.
+// file as a table (t in seconds since from): where the Go heap stands
+// through the minute after a sync (live objects, free slots in spans in
+// use, free spans not yet handed back, the collector's goal), for A and B
+// side by side.
 func memTrace(addr string, pid int, from time.Time, stop <-chan struct{}, file string) error {
 	var b strings.Builder
 	b.WriteString("t\tRSS\tRssAnon\tHeapAlloc\tHeapInuse-HeapAlloc\tHeapIdle-HeapReleased\tNextGC\tStackInuse\tNumGC\n")

@@ -16,8 +16,9 @@ import (
 // idle.heap.pprof (the heap before the Application is created),
 // first-sync.cpu.pprof (CPU while the Application's first sync runs),
 // first-sync.heap.pprof (in-use heap right after it), after.memstats.tsv
-// (MemStats and RSS every 2 s from the sync until 75 s after it), noop.cpu.pprof (CPU
-// while no-op syncs are requested one after the other) and noop.heap.pprof.
+// (MemStats and RSS every 2 s from the sync until 75 s after it),
+// noop.cpu.pprof (CPU while no-op syncs are requested one after the other)
+// and noop.heap.pprof.
 // The profiles are of the whole server: filter on appliance/gitops to see
 // the engine's share.
 func (b *bench) profile(dir string, seconds int) error {
